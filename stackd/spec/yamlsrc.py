@@ -37,7 +37,8 @@ class _Resolver(yaml.resolver.BaseResolver):
 
 
 class _Loader(_Base, _Resolver):  # type: ignore[misc]
-    pass
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)  # type: ignore[call-arg]
 
 
 def _typed(value: str) -> Any:
