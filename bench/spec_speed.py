@@ -18,11 +18,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from stackd.plan.hashing import service_hash
-from stackd.plan.observed import Observed, ObservedContainer
-from stackd.plan.planner import UpOptions, plan
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for the tests' fake host
+
+from stackd.plan import Observed, UpOptions, plan
 from stackd.spec.loader import load
 from stackd.spec.options import ProjectOptions
+from tests.unit.plan.plan_fixtures import up_from_scratch
 
 
 def write_stack(directory: Path, n: int) -> None:
@@ -76,26 +77,26 @@ def main() -> None:
         t_load, loaded = timed(lambda: load(options), args.repeat)
         stack = loaded.stack  # type: ignore[attr-defined]
         t_empty, _ = timed(lambda: plan(stack, Observed.empty(stack.name), UpOptions()), args.repeat)
-        running = Observed(project=stack.name, containers=tuple(
-            ObservedContainer(name=f"{stack.name}-{n}-1", service=n, number=1,
-                              config_hash=service_hash(stack, n), state="running", exit_code=None,
-                              image_id=None, group="background")
-            for n in stack.services), networks=(), volumes=(), groups=())
+        running = up_from_scratch(stack).observed  # the host after `up`, as a fake records it
         t_noop, noop = timed(lambda: plan(stack, running, UpOptions()), args.repeat)
         stack_cmd = [sys.executable, "-m", "stackd.cli", "--env", "prod", "config"]
+        plan_cmd = [sys.executable, "-m", "stackd.cli", "--env", "prod", "up", "--dry-run"]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("STACK_", "COMPOSE_"))}
         t_cli, _ = timed(lambda: subprocess.run(stack_cmd, cwd=tmp, env=env, check=True,
                                                 stdout=subprocess.DEVNULL), args.repeat)
+        t_plan_cli, _ = timed(lambda: subprocess.run(plan_cmd, cwd=tmp, env=env, check=True,
+                                                     stdout=subprocess.DEVNULL), args.repeat)
         t_startup, _ = timed(lambda: subprocess.run([sys.executable, "-c", "import stackd.cli.commands"],
                                                     check=True), args.repeat)
     n = args.services
     print(f"services: {n} (+ overlay touching {len(range(0, n, 2))}), median of {args.repeat} runs")
     print(f"stack --env prod config (new process, incl. YAML out): {t_cli * 1000:8.1f} ms")
     print(f"  of which interpreter start + imports:               {t_startup * 1000:8.1f} ms")
+    print(f"stack --env prod up --dry-run (new process):           {t_plan_cli * 1000:8.1f} ms")
     print(f"load (discover, parse, interpolate, merge, validate):  {t_load * 1000:8.1f} ms")
     print(f"plan against an empty host:                            {t_empty * 1000:8.1f} ms")
-    print(f"plan against a matching host (no-op: "
-          f"{len(noop.ops)} ops):                {t_noop * 1000:8.1f} ms")  # type: ignore[attr-defined]
+    print(f"plan against a matching host ({len(noop.ops)} ops):              "  # type: ignore[attr-defined]
+          f"{t_noop * 1000:8.1f} ms")
     print(f"load + plan:                                           {(t_load + t_empty) * 1000:8.1f} ms")
 
 

@@ -18,11 +18,15 @@ a file at once. This module has no dependencies inside stackd and must stay that
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, order=True)
-class Pos:
-    """Where a node of a YAML document starts (1-based line and column)."""
+class Pos(NamedTuple):
+    """Where a node of a YAML document starts (1-based line and column).
+
+    A NamedTuple rather than a dataclass: the YAML reader makes one per node, and tuple
+    construction is several times cheaper than a frozen dataclass's.
+    """
 
     file: str
     line: int

@@ -14,25 +14,23 @@ from typing import Any, TextIO
 import yaml
 
 from stackd.errors import Problem, SpecError
-from stackd.graph import build as build_graph
-from stackd.graph import render_dot, render_mermaid, render_text
-from stackd.plan.hashing import service_hash
-from stackd.plan.observed import Observed
-from stackd.plan.planner import DownOptions, UpOptions, plan, plan_down
 from stackd.spec.discover import available_envs, discover
 from stackd.spec.loader import Loaded, load
 from stackd.spec.options import ProjectOptions
 from stackd.spec.validate import to_compose_dict
 
 
-class _Dumper(yaml.SafeDumper):
-    """Block style, multi-line strings as literal blocks, no aliases."""
+_BaseDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class _Dumper(_BaseDumper):  # type: ignore[misc]
+    """libyaml's emitter; block style, multi-line strings as literal blocks, no aliases."""
 
     def ignore_aliases(self, data: Any) -> bool:
         return True
 
 
-def _str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+def _str_presenter(dumper: Any, data: str) -> Any:
     if "\n" in data:
         return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
     return dumper.represent_scalar("tag:yaml.org,2002:str", data)
@@ -72,6 +70,8 @@ def config(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: 
         if unknown:
             raise SpecError([Problem(f"no such service: {n}", hint=f"services: {', '.join(stack.services)}")
                              for n in unknown])
+        from stackd.plan.hashing import service_hash
+
         lines = [f"{n} {service_hash(stack, n)}" for n in names]
     if lines is not None:
         text = "".join(f"{line}\n" for line in lines)
@@ -103,6 +103,9 @@ def envs(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: Te
 
 
 def graph(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO) -> int:
+    from stackd.graph import build as build_graph
+    from stackd.graph import render_dot, render_mermaid, render_text
+
     g = build_graph(_load(options, err).stack)
     render = {"text": render_text, "dot": render_dot, "mermaid": render_mermaid}[args.format]
     out.write(render(g))
@@ -120,6 +123,8 @@ def _scale(values: list[str]) -> dict[str, int]:
 
 
 def up(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO) -> int:
+    from stackd.plan import Observed, UpOptions, plan
+
     stack = _load(options, err).stack
     up_options = UpOptions(services=tuple(args.service_names), remove_orphans=args.remove_orphans,
                            force_recreate=args.force_recreate, no_recreate=args.no_recreate,
@@ -138,6 +143,8 @@ def up(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: Text
 
 
 def down(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO) -> int:
+    from stackd.plan import DownOptions, Observed, plan_down
+
     stack = _load(options, err).stack
     result = plan_down(stack, Observed.empty(stack.name),
                        DownOptions(remove_orphans=args.remove_orphans, volumes=args.volumes, timeout=args.timeout))

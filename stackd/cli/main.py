@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import TextIO
 
 from stackd import __version__
 from stackd.errors import StackdError
@@ -86,7 +87,7 @@ def project_options(args: argparse.Namespace, environ: dict[str, str], cwd: str)
 
 
 def run(argv: Sequence[str], environ: dict[str, str] | None = None, cwd: str | None = None,
-        out: object = None, err: object = None) -> int:
+        out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run one command; return its exit code. ``out``/``err`` default to stdout/stderr."""
     from stackd.cli import commands
 
@@ -100,10 +101,10 @@ def run(argv: Sequence[str], environ: dict[str, str] | None = None, cwd: str | N
     env = dict(os.environ if environ is None else environ)
     options = project_options(args, env, cwd or os.getcwd())
     try:
-        return commands.dispatch(args, options, stdout, stderr)  # type: ignore[arg-type]
+        return commands.dispatch(args, options, stdout, stderr)
     except StackdError as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:
-            print(f"error: {line}", file=stderr)  # type: ignore[call-overload]
+            print(f"error: {line}", file=stderr)
         return exc.exit_code
     except BrokenPipeError:
         return 0

@@ -31,9 +31,12 @@ _QUOTED = ("'", '"', "|", ">")
 
 
 class _Resolver(yaml.resolver.BaseResolver):
-    """Tags every plain scalar as str; typing happens in ``_scalar`` with YAML 1.2 rules."""
+    """Resolves nothing: scalars are typed by ``_typed`` with YAML 1.2 rules, and only explicit
+    tags (``!reset``, ``!override``) matter. Skipping PyYAML's regex resolvers is most of the
+    parse time saved on large files."""
 
-    yaml_implicit_resolvers: dict[Any, Any] = {}
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        return ""
 
 
 class _Loader(_Base, _Resolver):  # type: ignore[misc]
