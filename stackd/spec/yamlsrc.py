@@ -21,7 +21,8 @@ from stackd.spec.tree import Map, Override, Reset, Seq
 
 _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-_INT = re.compile(r"^[-+]?(?:[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+_INT = re.compile(r"^[-+]?(?:[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+|0b[01]+)$")
+_LEGACY_OCTAL = re.compile(r"^[-+]?0[0-7]+$")  # `mode: 0440` is octal for Compose's Go YAML reader
 _FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$|^[-+]?\.(?:inf|Inf|INF)$"
                     r"|^\.(?:nan|NaN|NAN)$")
 _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
@@ -57,6 +58,10 @@ def _typed(value: str) -> Any:
             return sign * int(text[2:], 8)
         if text.startswith("0x"):
             return sign * int(text[2:], 16)
+        if text.startswith("0b"):
+            return sign * int(text[2:], 2)
+        if len(text) > 1 and text.startswith("0"):  # 0-prefixed: octal, or not an int at all ("089")
+            return sign * int(text, 8) if _LEGACY_OCTAL.match(value) else float(value)
         return sign * int(text, 10)
     if _FLOAT.match(value):
         low = value.lower()

@@ -92,3 +92,11 @@ def test_syntax_error_names_file_and_line() -> None:
 def test_empty_document_is_none() -> None:
     assert parse("", "e.yaml") is None
     assert parse("# only a comment\n", "e.yaml") is None
+
+
+@pytest.mark.parametrize(("text", "value"), [("0440", 0o440), ("0o440", 0o440), ("0x1F", 31), ("0b101", 5),
+                                             ("0", 0), ("-12", -12), ("089", 89.0), ("1e3", 1000.0)])
+def test_integers_read_as_compose_reads_them(text: str, value: object) -> None:
+    tree = parse(f"mode: {text}\n", "f")
+    assert tree["mode"] == value
+    assert type(tree["mode"]) is type(value)
