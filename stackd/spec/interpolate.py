@@ -254,20 +254,26 @@ class _TreeWalker:
         if isinstance(node, Map):
             key_pos, default = node.key_pos, node.pos
             items: list[tuple[str, Any]] = []
+            changed = False
             for key, value in node.items():
                 if type(value) in _LEAVES or (type(value) is str and "$" not in value):
                     items.append((key, value))
                 else:
-                    items.append((key, self.walk(value, (*path, key), key_pos.get(key, default))))
-            return node.derive(items)
+                    new = self.walk(value, (*path, key), key_pos.get(key, default))
+                    changed = changed or new is not value
+                    items.append((key, new))
+            return node.derive(items) if changed else node  # unchanged subtrees are shared, not copied
         if isinstance(node, Seq):
             pairs: list[tuple[Any, Pos | None]] = []
+            changed = False
             for i, (value, where) in enumerate(node.with_pos()):
                 if type(value) in _LEAVES or (type(value) is str and "$" not in value):
                     pairs.append((value, where))
                 else:
-                    pairs.append((self.walk(value, (*path, i), where), where))
-            return node.derive(pairs)
+                    new = self.walk(value, (*path, i), where)
+                    changed = changed or new is not value
+                    pairs.append((new, where))
+            return node.derive(pairs) if changed else node
         if isinstance(node, Override):
             return Override(self.walk(node.value, path, node.pos or pos), node.pos)
         if isinstance(node, str):  # a str subclass
