@@ -19,7 +19,6 @@ from stackd.spec.loader import Loaded, load
 from stackd.spec.options import ProjectOptions
 from stackd.spec.validate import to_compose_dict
 
-
 _BaseDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
@@ -146,8 +145,8 @@ def down(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: Te
     from stackd.plan import DownOptions, Observed, plan_down
 
     stack = _load(options, err).stack
-    result = plan_down(stack, Observed.empty(stack.name),
-                       DownOptions(remove_orphans=args.remove_orphans, volumes=args.volumes, timeout=args.timeout))
+    down_options = DownOptions(remove_orphans=args.remove_orphans, volumes=args.volumes, timeout=args.timeout)
+    result = plan_down(stack, Observed.empty(stack.name), down_options)
     if not args.dry_run:
         print("error: this build of stackd cannot run containers yet; `stack down --dry-run` prints the plan",
               file=err)

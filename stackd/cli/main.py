@@ -20,12 +20,14 @@ from stackd.spec.options import ProjectOptions
 
 def _global_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="stack", description="Declarative multi-container stacks on one Linux host (Compose-compatible).")
+        prog="stack",
+        description="Declarative multi-container stacks on one Linux host (Compose-compatible).")
     p.add_argument("--version", action="version", version=f"stack {__version__}")
     p.add_argument("-f", "--file", dest="files", action="append", default=[], metavar="FILE",
                    help="stack file (repeatable; default: stack.yaml or compose.yaml, or $STACK_FILE)")
     p.add_argument("-p", "--project-name", help="project name (default: name: in the file, or the directory)")
-    p.add_argument("--project-directory", help="base directory for relative paths (default: the first file's)")
+    p.add_argument("--project-directory",
+                   help="base directory for relative paths (default: the first file's)")
     p.add_argument("--env-file", dest="env_files", action="append", default=[], metavar="PATH",
                    help="variables for interpolation (repeatable; replaces .env)")
     p.add_argument("--env", dest="envs", action="append", default=[], metavar="NAME",

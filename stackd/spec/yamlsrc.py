@@ -118,7 +118,8 @@ class _Builder:
         merged: list[tuple[str, Any, Pos]] = []
         explicit: set[str] = set()
         for key_node, value_node in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.value == "<<" and key_node.style not in _QUOTED:
+            is_scalar = isinstance(key_node, yaml.ScalarNode)
+            if is_scalar and key_node.value == "<<" and key_node.style not in _QUOTED:
                 for source in self._merge_sources(value_node):
                     for k, v in source.items():
                         merged.append((k, v, source.key_pos.get(k, self.pos(value_node))))

@@ -60,7 +60,8 @@ def test_missing_named_file_is_an_error(tmp_path: Path) -> None:
 def test_file_from_variables_stack_before_compose(tmp_path: Path) -> None:
     _write(tmp_path / "a.yaml")
     _write(tmp_path / "b.yaml")
-    d = discover(ProjectOptions(cwd=str(tmp_path), environ={"STACK_FILE": "a.yaml", "COMPOSE_FILE": "b.yaml"}))
+    env = {"STACK_FILE": "a.yaml", "COMPOSE_FILE": "b.yaml"}
+    d = discover(ProjectOptions(cwd=str(tmp_path), environ=env))
     assert d.files == (str(tmp_path / "a.yaml"),)
     d = discover(ProjectOptions(cwd=str(tmp_path), environ={"COMPOSE_FILE": "a.yaml:b.yaml"}))
     assert d.files == (str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml"))
@@ -139,7 +140,7 @@ def test_profiles_from_flag_or_variables(tmp_path: Path) -> None:
     assert discover(flagged).profiles == ("p",)
 
 
-@pytest.mark.parametrize(("raw", "name"), [("My Project", "myproject"), ("UNNORMALIZED PATH", "unnormalizedpath"),
-                                           ("_x.y-z", "xy-z")])
+@pytest.mark.parametrize(("raw", "name"), [("My Project", "myproject"),
+                                           ("UNNORMALIZED PATH", "unnormalizedpath"), ("_x.y-z", "xy-z")])
 def test_directory_names_become_project_names(raw: str, name: str) -> None:
     assert normalize_project_name(raw) == name
