@@ -175,7 +175,8 @@ def discover(options: ProjectOptions) -> Discovered:
         found = _find_default(pd_opt or wd)
         if found is None:
             names = ", ".join(DEFAULT_FILES)
-            raise SpecError(Problem(f"no stack file found in {pd_opt or wd} or its parents (looked for {names})",
+            where = pd_opt or wd
+            raise SpecError(Problem(f"no stack file found in {where} or its parents (looked for {names})",
                                     hint="name one with -f"))
         files = [found]
     if not explicit:
@@ -183,7 +184,7 @@ def discover(options: ProjectOptions) -> Discovered:
         if companion:
             files.append(companion)
 
-    project_dir = pd_opt or os.path.dirname(files[0]) if files[0] != "-" else wd
+    project_dir = pd_opt or (os.path.dirname(files[0]) if files[0] != "-" else wd)
     env_sources = list(primary_env)
     if not options.env_files and not pd_opt and os.path.normpath(project_dir) != wd:
         project_env = os.path.join(project_dir, ".env")
@@ -200,8 +201,9 @@ def discover(options: ProjectOptions) -> Discovered:
         unknown = [e for e in envs if e not in offered]
         if unknown:
             listed = ", ".join(offered) if offered else "none"
-            raise SpecError([Problem(f"unknown environment {e!r}: environments found in {project_dir}: {listed}",
-                                     hint=f"add {stem}.{e}.yaml or .env.{e}") for e in unknown])
+            raise SpecError([Problem(
+                f"unknown environment {e!r}: environments found in {project_dir}: {listed}",
+                hint=f"add {stem}.{e}.yaml or .env.{e}") for e in unknown])
         env_overlays: list[str] = []
         for name in envs:
             overlay = _overlay_for(project_dir, stem, name)

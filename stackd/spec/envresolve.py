@@ -1,73 +1,118 @@
-"""Fold each service's ``env_file`` contents into its ``environment``, as Compose does.
+"""Fold each service's ``env_file`` into ``environment`` and ``label_file`` into ``labels``, as Compose does.
 
 Precedence: ``environment`` > later ``env_file`` > earlier ``env_file``. A key written without a
 value (``QIX:`` or ``- QIX``) takes its value from the project's variables, or stays unset.
 ``${VAR}`` inside an env file sees the project's variables first, then the service's
-``environment``, then values from earlier env files. After folding, ``env_file`` is dropped from
-the tree: its contents now live in ``environment`` and so in the service's config hash.
-Works on the merged canonical tree; reads the env files; changes nothing.
+``environment``, then values from earlier env files. Labels work the same way: ``labels`` >
+later ``label_file`` > earlier one. After folding, ``env_file`` and ``label_file`` are dropped
+from the tree: their contents now live in ``environment``/``labels`` and so in the service's
+config hash. Relative file paths are read from ``base_dir`` (the project directory).
+Works on the merged canonical tree; reads the files; changes nothing.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from stackd.errors import Problem, SpecError
-from stackd.spec.dotenv import read_dotenv
-from stackd.spec.tree import Map, dotted
+from stackd.errors import Pos, Problem, SpecError
+from stackd.spec.dotenv import read_dotenv_files
+from stackd.spec.tree import Map, Seq, dotted
+
+Lookup = Callable[[str], "str | None"]
 
 
-def _fold_service(name: str, svc: Map, env: Mapping[str, str], base_dir: str,
-                  problems: list[Problem]) -> Map:
-    files = svc.get("env_file") or []
-    declared = svc.get("environment") or Map()
-    from_files: dict[str, str | None] = {}
+def _entries(value: Any) -> list[tuple[str, bool, int]]:
+    """``(path, required, index)`` of an ``env_file``/``label_file`` value in any of its forms."""
+    items = [value] if isinstance(value, str | Map) else list(value or [])
+    out: list[tuple[str, bool, int]] = []
+    for i, entry in enumerate(items):
+        if isinstance(entry, Mapping):
+            out.append((str(entry.get("path", "")), entry.get("required", True) is not False, i))
+        else:
+            out.append((str(entry), True, i))
+    return out
 
-    def lookup(var: str) -> str | None:
+
+def _read_files(name: str, key: str, svc: Map, *, lookup: Lookup, base_dir: str,
+                problems: list[Problem]) -> dict[str, str | None]:
+    """The merged contents of the files listed under ``svc[key]`` (later files win).
+
+    ``${VAR}`` in a file sees ``lookup`` first, then the earlier lines of its own file, then the
+    earlier files.
+    """
+    value = svc.get(key)
+    existing: list[str] = []
+    for path, required, i in _entries(value):
+        full = os.path.join(base_dir, os.path.expanduser(path))
+        if os.path.isfile(full):
+            existing.append(full)
+        elif required:
+            where: Pos | None = value.where(i) if isinstance(value, Seq) else svc.where(key)
+            hint = "create it or mark it `required: false`" if key == "env_file" else ""
+            problems.append(Problem(f"{key.replace('_', ' ')} {full} not found", where,
+                                    dotted(("services", name, key, i)), hint))
+    try:
+        return read_dotenv_files(existing, lookup=lookup)
+    except SpecError as exc:
+        problems.extend(exc.problems)
+        return {}
+
+
+def _fold_environment(name: str, svc: Map, out: Map, *, env: Mapping[str, str], base_dir: str,
+                      problems: list[Problem]) -> None:
+    declared = svc.get("environment")
+    declared = declared if isinstance(declared, Map) else Map()
+
+    def first(var: str) -> str | None:
         if var in env:
             return env[var]
         value = declared.get(var)
-        if isinstance(value, str):
-            return value
-        return from_files.get(var)
+        return value if isinstance(value, str) else None
 
-    for i, entry in enumerate(files):
-        spec = entry if isinstance(entry, dict) else {"path": entry}
-        path = os.path.join(base_dir, os.path.expanduser(str(spec.get("path", ""))))
-        required = spec.get("required", True) is not False
-        if not os.path.isfile(path):
-            if required:
-                where = files.where(i) if hasattr(files, "where") else svc.where("env_file")
-                problems.append(Problem(f"env file {path} not found", where,
-                                        dotted(("services", name, "env_file", i)),
-                                        hint="create it or mark it `required: false`"))
-            continue
-        try:
-            values = read_dotenv(path, lookup=lookup)
-        except SpecError as exc:
-            problems.extend(exc.problems)
-            continue
-        for key, value in values.items():
-            from_files[key] = value
-    out = svc.derive((k, v) for k, v in svc.items() if k != "env_file")
-    if not files and not any(v is None for v in declared.values()):
-        return out
-    merged: dict[str, Any] = dict(from_files)
+    has_files = "env_file" in svc
+    from_files = _read_files(name, "env_file", svc, lookup=first, base_dir=base_dir,
+                             problems=problems) if has_files else {}
+    if not has_files and not any(v is None for v in declared.values()):
+        return
+    merged: dict[str, Any] = {k: v for k, v in from_files.items() if v is not None}
     for key, value in declared.items():
         merged[key] = env.get(key) if value is None else value
-    environment = declared.derive(merged.items()) if isinstance(declared, Map) else Map(merged.items())
-    for key in merged:
-        if key not in environment.key_pos:
-            environment.key_pos[key] = svc.where("env_file") or svc.pos  # type: ignore[assignment]
-    out["environment"] = environment
-    out.key_pos.setdefault("environment", svc.where("env_file") or svc.pos)  # type: ignore[arg-type]
+    _put(out, "environment", declared, merged, svc.where("env_file") or svc.pos)
+
+
+def _fold_labels(name: str, svc: Map, out: Map, *, env: Mapping[str, str], base_dir: str,
+                 problems: list[Problem]) -> None:
+    if "label_file" not in svc:
+        return
+    declared = svc.get("labels")
+    declared = declared if isinstance(declared, Map) else Map()
+    from_files = _read_files(name, "label_file", svc, lookup=env.get, base_dir=base_dir, problems=problems)
+    merged: dict[str, Any] = {k: v for k, v in from_files.items() if v is not None}
+    merged.update(declared)
+    _put(out, "labels", declared, merged, svc.where("label_file") or svc.pos)
+
+
+def _put(out: Map, key: str, declared: Map, values: dict[str, Any], pos: Pos | None) -> None:
+    folded = declared.derive(values.items())
+    for k in values:
+        if k not in folded.key_pos and pos is not None:
+            folded.key_pos[k] = pos
+    out[key] = folded
+    if key not in out.key_pos and pos is not None:
+        out.key_pos[key] = pos
+
+
+def _fold_service(name: str, svc: Map, env: Mapping[str, str], base_dir: str, problems: list[Problem]) -> Map:
+    out = svc.derive((k, v) for k, v in svc.items() if k not in ("env_file", "label_file"))
+    _fold_environment(name, svc, out, env=env, base_dir=base_dir, problems=problems)
+    _fold_labels(name, svc, out, env=env, base_dir=base_dir, problems=problems)
     return out
 
 
 def fold_env_files(tree: Map, env: Mapping[str, str], base_dir: str) -> Map:
-    """Return a tree whose services carry their env files inside ``environment``."""
+    """A tree whose services carry their env files in ``environment`` and label files in ``labels``."""
     services = tree.get("services")
     if not isinstance(services, Map):
         return tree
@@ -80,3 +125,6 @@ def fold_env_files(tree: Map, env: Mapping[str, str], base_dir: str) -> Map:
     out = tree.derive(tree.items())
     out["services"] = new_services
     return out
+
+
+__all__ = ["fold_env_files"]

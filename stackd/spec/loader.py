@@ -3,11 +3,16 @@
 Stages (each a plain function over the tree, as in compose-go's loader):
 
 1. ``discover`` finds the stack files, overlays and .env files and the variables they define;
-2. each file is parsed (``yamlsrc``), its project name read, then interpolated (``interpolate``),
-   canonicalised (``canonical``) and its ``extends`` resolved (``extends``);
-3. the files are merged in order (``merge``), made unique, and ``!reset``/``!override`` resolved;
-4. ``include`` pulls in other projects' resources;
-5. profiles pick the active services; paths become absolute; env files fold into ``environment``;
+2. the project name is decided (``-p`` > ``STACK_PROJECT_NAME``/``COMPOSE_PROJECT_NAME`` > the last
+   ``name:`` of the files > the project directory's name) and offered to the files as
+   ``${COMPOSE_PROJECT_NAME}``/``${STACK_PROJECT_NAME}``;
+3. each file is parsed (``yamlsrc``), interpolated (``interpolate``), canonicalised (``canonical``),
+   its ``include``s imported (``include``, each included project loaded by this same pipeline
+   with its own directory and variables) and its ``extends`` resolved (``extends``);
+4. the files are merged in order (``merge``), made unique, and ``!reset``/``!override`` resolved;
+5. profiles pick the active services (``profiles``); paths become absolute (``paths``, unless the
+   caller asked for them as written); env and label files fold into ``environment``/``labels``
+   (``envresolve``);
 6. ``validate.bind`` checks everything at once and binds the frozen models; secret and config
    contents are digested so that a changed file changes the services' config hashes.
 
@@ -18,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import reduce
 from typing import Any
@@ -27,19 +32,17 @@ from stackd.errors import Pos, Problem, SpecError, Warning_
 from stackd.spec import yamlsrc
 from stackd.spec.canonical import canonicalize
 from stackd.spec.discover import Discovered, check_project_name, discover, normalize_project_name
-from stackd.spec.dotenv import read_dotenv
 from stackd.spec.envresolve import fold_env_files
 from stackd.spec.extends import resolve_extends
+from stackd.spec.include import Include, apply_includes
 from stackd.spec.interpolate import interpolate_tree
 from stackd.spec.merge import enforce_unicity, merge, resolve_markers
 from stackd.spec.models import Stack
 from stackd.spec.options import ProjectOptions
 from stackd.spec.paths import resolve_paths
 from stackd.spec.profiles import apply_profiles
-from stackd.spec.tree import Map, Seq
+from stackd.spec.tree import Map
 from stackd.spec.validate import bind
-
-_RESOURCES = ("services", "networks", "volumes", "secrets", "configs")
 
 
 @dataclass(frozen=True)
@@ -50,9 +53,11 @@ class Loaded:
     warnings: tuple[Warning_, ...]
     discovered: Discovered
     tree: Map
+    """The merged tree that was bound (for tools that need positions)."""
 
 
 def _display(path: str, base: str) -> str:
+    """``path`` as the user should see it in messages: relative to ``base`` when below it."""
     try:
         rel = os.path.relpath(path, base)
     except ValueError:
@@ -60,42 +65,64 @@ def _display(path: str, base: str) -> str:
     return path if rel.startswith("..") else rel
 
 
-class _FileLoader:
-    """Reads, interpolates and canonicalises files of one project, each once."""
+def read_file(path: str, shown: str) -> Map:
+    """One stack file as a tree; an empty file or one that is not a mapping is an error."""
+    if path == "-":
+        raise SpecError(Problem("a stack cannot be read from standard input (`-f -`)",
+                                hint="write it to a file and name that file"))
+    tree = yamlsrc.read(path, display=shown)
+    if tree is None:
+        raise SpecError(Problem("empty compose file: it must define at least one of services, networks, "
+                                "volumes, secrets, configs or include", Pos(shown, 1)))
+    if not isinstance(tree, Map):
+        raise SpecError(Problem("the top level of a stack file must be a mapping", Pos(shown, 1)))
+    return tree
 
-    def __init__(self, env: Mapping[str, str], display_base: str) -> None:
+
+class _Project:
+    """Loads the files of one project (the main one or an included one) with one set of variables."""
+
+    def __init__(self, env: Mapping[str, str], display_base: str, chain: tuple[str, ...] = (),
+                 raws: Mapping[str, Map] | None = None) -> None:
         self.env = env
         self.display_base = display_base
-        self._cache: dict[str, Map] = {}
+        self.chain = chain
+        self.raws = dict(raws or {})
+        self._cache: dict[tuple[str, str], Map] = {}
 
-    def lookup(self, name: str) -> str | None:
-        return self.env.get(name)
+    def show(self, path: str) -> str:
+        return _display(path, self.display_base)
 
-    def raw(self, path: str) -> Map:
-        shown = _display(path, self.display_base)
-        tree = yamlsrc.read(path, display=shown)
-        if tree is None:
-            raise SpecError(Problem("empty compose file: it must define at least one of services, networks, "
-                                    "volumes, secrets, configs or include", Pos(shown, 1)))
-        if not isinstance(tree, Map):
-            raise SpecError(Problem("the top level of a stack file must be a mapping", Pos(shown, 1)))
-        return tree
-
-    def prepared(self, path: str, raw: Map | None = None) -> Map:
-        """Interpolated and canonical, extends resolved."""
+    def file(self, path: str, working_dir: str) -> Map:
+        """One file interpolated, canonical, its includes imported and its extends resolved (markers kept)."""
         path = os.path.normpath(path)
-        if path in self._cache:
-            return self._cache[path]
-        tree = raw if raw is not None else self.raw(path)
-        shown = _display(path, self.display_base)
-        tree = interpolate_tree(tree, self.lookup, file=shown)
+        key = (path, working_dir)
+        if key in self._cache:
+            return self._cache[key]
+        shown = self.show(path)
+        tree = self.raws.get(path) or read_file(path, shown)
+        tree = interpolate_tree(tree, self.env.get, file=shown)
         tree = canonicalize(tree, file=shown)
-        tree = resolve_extends(tree, file=path, working_dir=os.path.dirname(path), load=self.prepared)
-        self._cache[path] = tree
+        tree = apply_includes(tree, file=path, project_dir=working_dir, env=self.env, chain=self.chain,
+                              load_project=self._load_included, show=self.show)
+        tree = resolve_extends(tree, file=path, working_dir=working_dir, load=self._extends_target)
+        self._cache[key] = tree
         return tree
 
+    def _extends_target(self, path: str) -> Map:
+        return self.file(path, os.path.dirname(os.path.normpath(path)))
 
-def _project_name(options: ProjectOptions, d: Discovered, raws: list[tuple[str, Map]]) -> str:
+    def _load_included(self, inc: Include, env: Mapping[str, str], chain: tuple[str, ...]) -> Map:
+        return _Project(env, self.display_base, chain).tree(inc.files, inc.project_dir)
+
+    def tree(self, files: tuple[str, ...] | list[str], project_dir: str) -> Map:
+        """The files merged in order, made unique, markers resolved."""
+        prepared = [self.file(f, project_dir) for f in files]
+        merged = reduce(merge, prepared[1:], prepared[0])
+        return resolve_markers(enforce_unicity(merged))  # type: ignore[no-any-return]
+
+
+def _project_name(options: ProjectOptions, d: Discovered, raws: Mapping[str, Map]) -> str:
     if options.project_name:
         return check_project_name(options.project_name, "-p")
     for var in ("STACK_PROJECT_NAME", "COMPOSE_PROJECT_NAME"):
@@ -104,13 +131,18 @@ def _project_name(options: ProjectOptions, d: Discovered, raws: list[tuple[str, 
             return check_project_name(value, var)
     name: Any = None
     source = ""
-    for path, tree in raws:
-        if "name" in tree and tree["name"] is not None:
-            value = interpolate_tree(Map([("name", tree["name"])], tree.pos, {"name": tree.key_pos["name"]}),
-                                     d.environ.get, file=path)["name"]
-            name, source = value, f"name: in {_display(path, d.project_dir)}"
+    for path, tree in raws.items():
+        if tree.get("name") is not None:
+            shown = _display(path, d.working_dir)
+            where = tree.where("name")
+            one = Map([("name", tree["name"])], tree.pos, {"name": where} if where else {})
+            value = interpolate_tree(one, d.environ.get, file=shown)["name"]
+            if value:
+                name, source = value, f"name: in {shown}"
     if isinstance(name, str) and name:
         return check_project_name(name, source)
+    if name is not None:
+        raise SpecError(Problem(f"invalid project name {name!r} ({source}): it must be a string"))
     dir_name = normalize_project_name(os.path.basename(os.path.abspath(d.project_dir)))
     if not dir_name:
         raise SpecError(Problem(f"cannot derive a project name from the directory {d.project_dir}",
@@ -118,85 +150,12 @@ def _project_name(options: ProjectOptions, d: Discovered, raws: list[tuple[str, 
     return dir_name
 
 
-def _merge_files(files: list[Map]) -> Map:
-    merged = reduce(merge, files[1:], files[0])
-    return resolve_markers(enforce_unicity(merged))  # type: ignore[no-any-return]
-
-
-def _include(tree: Map, env: Mapping[str, str], project_dir: str, display_base: str,
-             chain: tuple[str, ...]) -> Map:
-    entries = tree.get("include")
-    if not entries:
-        return tree
-    out = tree.derive((k, v) for k, v in tree.items() if k != "include")
-    problems: list[Problem] = []
-    entries_seq = entries if isinstance(entries, Seq) else Seq([entries], tree.where("include"))
-    for entry, pos in entries_seq.with_pos():
-        spec = entry if isinstance(entry, dict) else {"path": entry}
-        paths = spec.get("path")
-        paths_list = [paths] if isinstance(paths, str) else list(paths or [])
-        if not paths_list:
-            problems.append(Problem("include entry needs a path", pos, "include"))
-            continue
-        files = [os.path.normpath(os.path.join(project_dir, str(p))) for p in paths_list]
-        for f in files:
-            if f in chain:
-                cyc = " -> ".join(_display(c, display_base) for c in (*chain, f))
-                raise SpecError(Problem(f"include cycle detected: {cyc}", pos, "include"))
-            if not os.path.isfile(f):
-                problems.append(Problem(f"included file not found: {f}", pos, "include"))
-        if problems:
-            continue
-        sub_dir = os.path.normpath(os.path.join(project_dir, spec["project_directory"])) \
-            if spec.get("project_directory") else os.path.dirname(files[0])
-        env_files = spec.get("env_file")
-        env_list = [env_files] if isinstance(env_files, str) else list(env_files or [])
-        env_paths = [os.path.normpath(os.path.join(project_dir, str(p))) for p in env_list] \
-            or [p for p in [os.path.join(sub_dir, ".env")] if os.path.isfile(p)]
-        sub_env: dict[str, str] = {}
-        for p in env_paths:
-            for k, v in read_dotenv(p, lookup=lambda n: env.get(n, sub_env.get(n))).items():
-                if v is not None:
-                    sub_env[k] = v
-        sub_env.update(env)
-        sub = _load_tree(files, sub_dir, sub_env, display_base, (*chain, *files))
-        sub = resolve_paths(sub, sub_dir)
-        for section in _RESOURCES:
-            incoming = sub.get(section)
-            if not isinstance(incoming, Map):
-                continue
-            current = out.get(section)
-            target = current.derive(current.items()) if isinstance(current, Map) else Map((), pos)
-            for name, value in incoming.items():
-                if name in target:
-                    problems.append(Problem(f"{section[:-1]} {name!r} from included file conflicts with one "
-                                            "defined in the project (imported resource conflicts)",
-                                            target.where(name), f"{section}.{name}"))
-                    continue
-                target[name] = value
-                target.key_pos[name] = incoming.where(name) or pos  # type: ignore[assignment]
-            out[section] = target
-            out.key_pos.setdefault(section, pos)  # type: ignore[arg-type]
-    if problems:
-        raise SpecError(problems)
-    return out
-
-
-def _load_tree(files: list[str], project_dir: str, env: Mapping[str, str], display_base: str,
-               chain: tuple[str, ...] = ()) -> Map:
-    loader = _FileLoader(env, display_base)
-    prepared = [loader.prepared(f) for f in files]
-    merged = _merge_files(prepared)
-    return _include(merged, env, project_dir, display_base, chain or tuple(files))
-
-
-def _digest(section: str, name: str, spec: Any, env: Mapping[str, str]) -> str | None:
-    if not isinstance(spec, Mapping):
-        return None
+def _digest(spec: Mapping[str, Any], env: Mapping[str, str], project_dir: str) -> str | None:
+    """sha256 of a secret's or config's content (file, inline content or variable); None when external."""
     h = hashlib.sha256()
     if isinstance(spec.get("file"), str):
         try:
-            with open(spec["file"], "rb") as fh:
+            with open(os.path.join(project_dir, spec["file"]), "rb") as fh:
                 for chunk in iter(lambda: fh.read(1 << 16), b""):
                     h.update(chunk)
         except OSError:
@@ -210,14 +169,16 @@ def _digest(section: str, name: str, spec: Any, env: Mapping[str, str]) -> str |
     return h.hexdigest()
 
 
-def _check_files_exist(tree: Map) -> list[Problem]:
+def _missing_files(tree: Map, project_dir: str) -> list[Problem]:
     problems: list[Problem] = []
     for section in ("secrets", "configs"):
         defs = tree.get(section)
         if not isinstance(defs, Map):
             continue
         for name, spec in defs.items():
-            if isinstance(spec, Map) and isinstance(spec.get("file"), str) and not os.path.exists(spec["file"]):
+            if not (isinstance(spec, Map) and isinstance(spec.get("file"), str)) or spec.get("external"):
+                continue
+            if not os.path.exists(os.path.join(project_dir, spec["file"])):
                 problems.append(Problem(f"{section[:-1]} file not found: {spec['file']}", spec.where("file"),
                                         f"{section}.{name}.file"))
     return problems
@@ -226,41 +187,35 @@ def _check_files_exist(tree: Map) -> list[Problem]:
 def load(options: ProjectOptions, *, check_files: bool = True) -> Loaded:
     """Load a project as ``options`` say; raise one SpecError with every problem found."""
     d = discover(options)
-    display_base = d.working_dir
-    base_loader = _FileLoader(d.environ, display_base)
-    raws = [(f, base_loader.raw(f)) for f in d.files]
+    show: Callable[[str], str] = lambda p: _display(p, d.working_dir)  # noqa: E731
+    raws = {os.path.normpath(f): read_file(f, show(f)) for f in d.files}
     name = _project_name(options, d, raws)
     env = {**d.environ, "COMPOSE_PROJECT_NAME": name, "STACK_PROJECT_NAME": name}
-    loader = _FileLoader(env, display_base)
-    prepared = [loader.prepared(f, raw) for f, raw in raws]
-    merged = _merge_files(prepared)
-    merged = _include(merged, env, d.project_dir, display_base, tuple(d.files))
-    merged = apply_profiles(merged, d.profiles, options.services)
+    tree = _Project(env, d.working_dir, raws=raws).tree(d.files, d.project_dir)
+    tree = apply_profiles(tree, d.profiles, options.services)
     if options.resolve_paths:
-        merged = resolve_paths(merged, d.project_dir)
-    merged = fold_env_files(merged, env, d.project_dir)
+        tree = resolve_paths(tree, d.project_dir, home=d.environ.get("HOME"))
+    tree = fold_env_files(tree, env, d.project_dir)
     if check_files:
-        missing = _check_files_exist(merged)
+        missing = _missing_files(tree, d.project_dir)
         if missing:
             raise SpecError(missing)
-    merged = merged.derive((k, v) for k, v in merged.items() if k != "name")
-    merged["name"] = name
-    stack, warnings = bind(merged, project=name)
-    stack = _with_digests(stack, env)
-    return Loaded(stack=stack, warnings=tuple(warnings), discovered=d, tree=merged)
+    tree = tree.derive((k, v) for k, v in tree.items() if k != "name")
+    tree["name"] = name
+    stack, warnings = bind(tree, project=name, consistency=options.consistency)
+    stack = _with_digests(stack, env, d.project_dir)
+    return Loaded(stack=stack, warnings=tuple(warnings), discovered=d, tree=tree)
 
 
-def _with_digests(stack: Stack, env: Mapping[str, str]) -> Stack:
+def _with_digests(stack: Stack, env: Mapping[str, str], project_dir: str) -> Stack:
     updates: dict[str, Any] = {}
     for section in ("secrets", "configs"):
-        defs = getattr(stack, section)
         new = {}
-        for name, spec in defs.items():
-            raw = spec.model_dump(exclude_none=True)
-            digest = _digest(section, name, raw, env)
+        for name, spec in getattr(stack, section).items():
+            digest = _digest(spec.model_dump(exclude_none=True), env, project_dir)
             new[name] = spec.model_copy(update={"digest": digest}) if digest else spec
         updates[section] = new
     return stack.model_copy(update=updates)
 
 
-__all__ = ["Loaded", "load"]
+__all__ = ["Loaded", "load", "read_file"]

@@ -33,3 +33,5 @@ class ProjectOptions:
     """The working directory the command runs in."""
     resolve_paths: bool = True
     """Make relative paths (build context, bind sources, env files) absolute."""
+    consistency: bool = True
+    """Check references between services and resources (off: only the shape of each key is checked)."""
