@@ -57,15 +57,14 @@ RESOURCE_KEYS: dict[str, frozenset[str]] = {
 TOP_LEVEL_UNIMPLEMENTED: frozenset[str] = frozenset({"models"})
 
 
-def _message(path: Path) -> str:
-    return f"`{dotted(path)}` is accepted by Compose but not implemented by stackd yet; ignored"
+# the text of every warning about a key (``Warning_.render`` puts the key's path in front of it)
+IGNORED = "accepted by Compose but not implemented by stackd yet; ignored"
 
 
 def _unknown_keys(node: Map, allowed: frozenset[str], path: Path) -> Iterator[Warning_]:
     for key in node:
         if key not in allowed and not key.startswith("x-"):
-            where = (*path, key)
-            yield Warning_(_message(where), node.where(key), dotted(where))
+            yield Warning_(IGNORED, node.where(key), dotted((*path, key)))
 
 
 def _select(node: Any, pattern: tuple[str, ...], path: Path) -> Iterator[tuple[Map, Path]]:
@@ -93,8 +92,8 @@ def _service(name: str, svc: Map) -> Iterator[Warning_]:
         if isinstance(driver, str) and driver not in LOGGING_DRIVERS:
             path = (*base, "logging", "driver")
             known = ", ".join(sorted(LOGGING_DRIVERS))
-            yield Warning_(f"logging driver {driver!r} is not implemented by stackd yet (it has {known}); "
-                           "json-file is used instead", logging.where("driver"), dotted(path))
+            yield Warning_(f"{driver!r} is not implemented by stackd yet (it has {known}); json-file is used "
+                           "instead", logging.where("driver"), dotted(path))
 
 
 def unimplemented(tree: Any) -> list[Warning_]:
@@ -104,7 +103,7 @@ def unimplemented(tree: Any) -> list[Warning_]:
     out: list[Warning_] = []
     for key in tree:
         if key in TOP_LEVEL_UNIMPLEMENTED:
-            out.append(Warning_(_message((key,)), tree.where(key), key))
+            out.append(Warning_(IGNORED, tree.where(key), key))
     services = tree.get("services")
     if isinstance(services, Map):
         for name, svc in services.items():
@@ -119,5 +118,5 @@ def unimplemented(tree: Any) -> list[Warning_]:
     return sorted(out, key=lambda w: (w.pos is None, w.pos or Pos("", 0)))
 
 
-__all__ = ["LOGGING_DRIVERS", "RESOURCE_KEYS", "SERVICE_KEYS", "SERVICE_SUBKEYS", "TOP_LEVEL_UNIMPLEMENTED",
-           "unimplemented"]
+__all__ = ["IGNORED", "LOGGING_DRIVERS", "RESOURCE_KEYS", "SERVICE_KEYS", "SERVICE_SUBKEYS",
+           "TOP_LEVEL_UNIMPLEMENTED", "unimplemented"]

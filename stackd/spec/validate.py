@@ -2,28 +2,27 @@
 
 ``bind(tree, project=...)`` runs pydantic once over the whole stack, turns each validation error
 into a ``Problem`` (file:line from the tree, dotted YAML path, a plain message and a "did you mean"
-hint), adds the consistency checks (references between services, networks, volumes, secrets,
-configs and groups; unique container names; host ports published twice; dependency cycles, found
-with networkx) and raises ONE ``SpecError`` with all of them. Keys Compose accepts but
-stackd ignores come back as warnings. ``to_compose_dict(stack)`` is the inverse, for ``stack
-config``. Pure: no I/O, nothing printed.
+hint), adds the checks across the tree (``stackd.spec.consistency``: references, container
+names, dependency cycles...) and raises ONE ``SpecError`` with all of them. Keys Compose accepts
+but stackd ignores, and files that load but cannot run as written, come back as warnings.
+``to_compose_dict(stack)`` is the inverse, for ``stack config``. Pure: no I/O, nothing printed,
+no process-wide state touched.
 """
 
 from __future__ import annotations
 
-import difflib
-import gc
 import re
 import types
 from typing import Annotated, Any, Union, get_args, get_origin
 
-import networkx as nx
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from stackd.errors import Pos, Problem, SpecError, Warning_
+from stackd.spec.consistency import cross_checks
+from stackd.spec.hints import did_you_mean, show
 from stackd.spec.models import Config, DependsOn, EnvFile, Port, Secret, Service, Stack
-from stackd.spec.tree import Map, Seq, dotted, position_of
+from stackd.spec.tree import Map, dotted, position_of
 from stackd.spec.unsupported import unimplemented
 
 Path = tuple[str | int, ...]
@@ -50,27 +49,6 @@ _BOUNDS = {"greater_than_equal": ("ge", "at least"), "greater_than": ("gt", "gre
 
 
 # ---------------------------------------------------------------------------------------- errors → problems
-
-
-def did_you_mean(word: str, choices: Any) -> str:
-    """``did you mean `x`?`` for the closest of ``choices``, or ``""``."""
-    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
-    return f"did you mean `{close[0]}`?" if close else ""
-
-
-def show(value: Any) -> str:
-    """A value as the user would recognise it in a message."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return repr(value)
-    return str(value)
 
 
 def _tree_path(tree: Any, loc: tuple[Any, ...]) -> tuple[Path, bool]:
@@ -196,219 +174,6 @@ def problems_from(exc: ValidationError, tree: Any) -> list[Problem]:
     return out
 
 
-# ---------------------------------------------------------------------------------------- consistency
-
-
-_NO_MAP, _NO_SEQ = Map(), Seq()  # stand-ins for a missing or mistyped node; never changed
-
-
-def _map(node: Any) -> Map:
-    return node if isinstance(node, Map) else _NO_MAP
-
-
-def _seq(node: Any) -> Seq:
-    return node if isinstance(node, Seq) else _NO_SEQ
-
-
-def _count(v: Any) -> int | None:
-    if isinstance(v, int) and not isinstance(v, bool):
-        return v
-    if isinstance(v, str) and v.strip().isdigit():
-        return int(v)
-    return None
-
-
-def _needs(name: str, svc: Map) -> list[tuple[str, Pos | None, Path, bool]]:
-    """The services ``svc`` needs: (service, position, YAML path, required)."""
-    out: list[tuple[str, Pos | None, Path, bool]] = []
-    deps = _map(svc.get("depends_on"))
-    for dep, spec in deps.items():
-        required = not (isinstance(spec, dict) and spec.get("required") in (False, "false"))
-        out.append((dep, deps.where(dep), ("services", name, "depends_on", dep), required))
-    for key in ("network_mode", "ipc", "pid"):
-        mode = svc.get(key)
-        if isinstance(mode, str) and mode.startswith("service:"):
-            out.append((mode.removeprefix("service:"), svc.where(key), ("services", name, key), True))
-    for i, (ref, pos) in enumerate(_seq(svc.get("volumes_from")).with_pos()):
-        if isinstance(ref, str) and not ref.startswith("container:"):
-            out.append((ref.split(":", 1)[0], pos, ("services", name, "volumes_from", i), True))
-    return out
-
-
-def _cycles(services: Map, needs: dict[str, list[tuple[str, Pos | None, Path, bool]]]) -> list[Problem]:
-    graph: nx.DiGraph[str] = nx.DiGraph()
-    graph.add_nodes_from(sorted(needs))
-    for name in sorted(needs):
-        for dep, pos, path, _ in sorted(needs[name], key=lambda n: n[0]):
-            if dep in services and not graph.has_edge(name, dep):
-                graph.add_edge(name, dep, pos=pos, path=path)
-    out: list[Problem] = []
-    for component in nx.strongly_connected_components(graph):
-        start = min(component)
-        if len(component) == 1 and not graph.has_edge(start, start):
-            continue
-        cycle = [start, start] if graph.has_edge(start, start) else _shortest_loop(graph, start, component)
-        edge = graph.edges[cycle[0], cycle[1]]
-        text = "dependency cycle detected: " + " -> ".join(cycle)
-        out.append(Problem(text, edge["pos"], dotted(edge["path"]),
-                           "a service cannot wait for itself, directly or through others"))
-    return out
-
-
-def _shortest_loop(graph: nx.DiGraph[str], start: str, component: set[str]) -> list[str]:
-    parent: dict[str, str] = {}
-    frontier = [start]
-    while frontier:
-        nxt: list[str] = []
-        for node in frontier:
-            for succ in sorted(graph.successors(node)):
-                if succ == start:
-                    loop = [node]
-                    while loop[-1] != start:
-                        loop.append(parent[loop[-1]])
-                    return [*reversed(loop), start]
-                if succ in component and succ not in parent:
-                    parent[succ] = node
-                    nxt.append(succ)
-        frontier = nxt
-    raise AssertionError("a strongly connected component always has a loop")  # pragma: no cover
-
-
-def _overlap(a: str, b: str) -> bool:
-    if a == b or not a or not b:
-        return True
-    family_a, family_b = ":" in a, ":" in b
-    return family_a == family_b and (a in ("0.0.0.0", "::", "[::]") or b in ("0.0.0.0", "::", "[::]"))
-
-
-def _ports(name: str, svc: Map, taken: dict[tuple[str, int], list[tuple[str, str]]]) -> list[Problem]:
-    """Host ports published twice (Compose loads such a file and fails when the second one starts)."""
-    out: list[Problem] = []
-    ports = _seq(svc.get("ports"))
-    for i, (port, pos) in enumerate(ports.with_pos()):
-        if not isinstance(port, Map):
-            continue
-        number = _count(port.get("published"))
-        if not number:
-            continue
-        proto, ip = str(port.get("protocol") or "tcp"), str(port.get("host_ip") or "")
-        holders = taken.setdefault((proto, number), [])
-        other = next((s for s, o in holders if s != name and _overlap(ip, o)), None)
-        if other is not None:
-            out.append(Problem(f"port {number}/{proto} is already published by service \"{other}\"",
-                               port.where("published") or pos, dotted(("services", name, "ports", i)),
-                               "publish another host port or bind another host_ip"))
-        holders.append((name, ip))
-    return out
-
-
-def _references(name: str, svc: Map, top: dict[str, Map]) -> list[Problem]:
-    """Networks, volumes, secrets and configs a service uses must be declared at the top level."""
-    out: list[Problem] = []
-    base: Path = ("services", name)
-    networks = top["networks"]
-    given = svc.get("networks")
-    attached = given.items() if isinstance(given, Map) else _seq(given).with_pos()
-    if svc.get("network_mode") is not None and given:
-        out.append(Problem("`network_mode` and `networks` cannot be used together", svc.where("networks"),
-                           dotted((*base, "networks")), "remove one of them"))
-    for i, (net, _) in enumerate(attached):
-        if isinstance(net, str) and net not in networks and net != "default":
-            key: str | int = net if isinstance(given, Map) else i
-            where = given.where(net) if isinstance(given, Map) else _seq(given).where(i)
-            out.append(Problem(f'service "{name}" refers to undefined network "{net}"', where,
-                               dotted((*base, "networks", key)),
-                               did_you_mean(net, networks) or "declare it under the top-level `networks`"))
-    volumes = top["volumes"]
-    for i, (vol, pos) in enumerate(_seq(svc.get("volumes")).with_pos()):
-        source = vol.get("source") if isinstance(vol, Map) and vol.get("type") == "volume" else None
-        if isinstance(source, str) and source and source not in volumes:
-            out.append(Problem(f'service "{name}" refers to undefined volume "{source}"', pos,
-                               dotted((*base, "volumes", i)),
-                               did_you_mean(source, volumes) or "declare it under the top-level `volumes`"))
-    uses = [("secret", (*base, "secrets"), svc.get("secrets")),
-            ("config", (*base, "configs"), svc.get("configs")),
-            ("secret", (*base, "build", "secrets"), _map(svc.get("build")).get("secrets"))]
-    for kind, path, refs in uses:
-        if not refs:
-            continue
-        declared = top[f"{kind}s"]
-        for i, (ref, pos) in enumerate(_seq(refs).with_pos()):
-            source = ref.get("source") if isinstance(ref, Map) else ref
-            if isinstance(source, str) and source not in declared:
-                hint = did_you_mean(source, declared) or f"declare it under the top-level `{kind}s`"
-                out.append(Problem(f'service "{name}" refers to undefined {kind} "{source}"', pos,
-                                   dotted((*path, i)), hint))
-    return out
-
-
-def _group(name: str, svc: Map, groups: set[str]) -> tuple[list[Problem], list[Warning_]]:
-    parent = svc.get("cgroup_parent")
-    if not isinstance(parent, str):
-        return [], []
-    path = dotted(("services", name, "cgroup_parent"))
-    where = svc.where("cgroup_parent")
-    if parent.startswith("/"):
-        return [], [Warning_(f"cgroup path {parent!r} ignored: stackd places containers only in its own "
-                             "groups (x-stackd.groups); this service runs in group `default`", where, path)]
-    if "/" in parent or parent not in groups:
-        hint = did_you_mean(parent, groups) or (
-            "declare it under `x-stackd.groups`, or give an absolute cgroup path")
-        return [Problem(f'service "{name}" uses undefined group "{parent}"', where, path, hint)], []
-    return [], []
-
-
-def cross_checks(tree: Map, *, references: bool = True) -> tuple[list[Problem], list[Warning_]]:
-    """Checks across the tree (defensive: runs even where the types are wrong).
-
-    ``references=False`` skips the checks that names used are declared (and that a service has an
-    image or a build), as ``config --no-consistency`` does for partial files; cycles, container
-    names, replicas and host port clashes are always checked.
-    """
-    problems: list[Problem] = []
-    warnings: list[Warning_] = []
-    services = _map(tree.get("services"))
-    groups = set(_map(_map(tree.get("x-stackd")).get("groups"))) | {"default"}
-    needs: dict[str, list[tuple[str, Pos | None, Path, bool]]] = {}
-    names: dict[str, str] = {}
-    taken: dict[tuple[str, int], list[tuple[str, str]]] = {}
-    top = {section: _map(tree.get(section)) for section in ("networks", "volumes", "secrets", "configs")}
-    for name, svc in services.items():
-        if not isinstance(svc, Map):
-            continue
-        needs[name] = _needs(name, svc)
-        for dep, pos, path, required in needs[name] if references else ():
-            if required and dep not in services:
-                problems.append(Problem(f'service "{name}" depends on undefined service "{dep}"', pos,
-                                        dotted(path), did_you_mean(dep, services)))
-        if references and not (svc.get("image") or svc.get("build") or svc.get("provider")):
-            problems.append(Problem(f'service "{name}" has neither an image nor a build context specified',
-                                    services.where(name), f"services.{name}", "add `image:` or `build:`"))
-        found, warned = _group(name, svc, groups)
-        warnings.extend(warned)
-        if references:
-            problems.extend(_references(name, svc, top))
-            problems.extend(found)
-        scale, replicas = _count(svc.get("scale")), _count(_map(svc.get("deploy")).get("replicas"))
-        if scale is not None and replicas is not None and scale != replicas:
-            problems.append(Problem(f"`scale` ({scale}) and `deploy.replicas` ({replicas}) disagree",
-                                    svc.where("scale"), f"services.{name}.scale", "set only one of them"))
-        container = svc.get("container_name")
-        if isinstance(container, str):
-            where, at = svc.where("container_name"), f"services.{name}.container_name"
-            if container in names:
-                problems.append(Problem(f'container name "{container}" is already used by service '
-                                        f'"{names[container]}"', where, at, "container names must be unique"))
-            names.setdefault(container, name)
-            count = scale if scale is not None else replicas if replicas is not None else 1
-            if count > 1:
-                problems.append(Problem(f"`container_name` cannot be used with {count} replicas", where, at,
-                                        "container names must be unique: remove it or run one replica"))
-        problems.extend(_ports(name, svc, taken))
-    problems.extend(_cycles(services, needs))
-    return problems, warnings
-
-
 # ---------------------------------------------------------------------------------------- bind
 
 
@@ -417,11 +182,9 @@ def _pre_checks(tree: Map) -> tuple[list[Problem], list[Warning_]]:
     problems: list[Problem] = []
     warnings: list[Warning_] = []
     if "version" in tree:
-        warnings.append(Warning_("`version` is obsolete and ignored; remove it", tree.where("version"),
-                                 "version"))
+        warnings.append(Warning_("obsolete and ignored; remove it", tree.where("version"), "version"))
     if "include" in tree:
-        warnings.append(Warning_("`include` was not resolved while loading; ignored", tree.where("include"),
-                                 "include"))
+        warnings.append(Warning_("not resolved while loading; ignored", tree.where("include"), "include"))
     if "groups" in tree:
         problems.append(Problem("unknown key `groups`", tree.where("groups"), "groups",
                                 "stackd groups are declared under `x-stackd.groups`"))
@@ -455,21 +218,16 @@ def bind(tree: Map, *, project: str, consistency: bool = True) -> tuple[Stack, l
     data = {k: v for k, v in tree.items() if k != "groups"}
     data["name"] = project
     stack: Stack | None = None
-    collecting = gc.isenabled()
-    gc.disable()  # binding allocates ~100 acyclic objects per service: cycle collection only slows it down
     try:
         stack = Stack.model_validate(data)
     except ValidationError as exc:
         problems.extend(problems_from(exc, tree))
-    finally:
-        if collecting:
-            gc.enable()
-    found, cgroup_warnings = cross_checks(tree, references=consistency)
+    found, cross_warnings = cross_checks(tree, references=consistency)
     problems.extend(found)
     if problems:
         raise SpecError(problems)
     assert stack is not None
-    found_warnings = [*warnings, *cgroup_warnings, *unimplemented(tree)]
+    found_warnings = [*warnings, *cross_warnings, *unimplemented(tree)]
     return stack, sorted(found_warnings, key=lambda w: (w.pos is None, w.pos or Pos("", 0)))
 
 
@@ -519,8 +277,9 @@ def to_compose_dict(stack: Stack) -> dict[str, Any]:
     for key in ("services", "networks", "volumes", "secrets", "configs", "models"):
         if key in body:
             out[key] = body[key]
+    implicit = any(svc.group == "default" for svc in stack.services.values())  # see Stack._prepare
     groups = {name: _dump_model(g) for name, g in stack.groups.items()
-              if not (name == "default" and g == type(g)())}
+              if not (name == "default" and implicit and g == type(g)())}
     if groups:
         out["x-stackd"] = {"groups": groups}
     return out

@@ -82,11 +82,30 @@ def test_models_are_frozen() -> None:
         s.services["web"].image = "y"  # type: ignore[misc]
 
 
-def test_groups_come_from_x_stackd_and_default_is_implicit() -> None:
+def test_groups_come_from_x_stackd() -> None:
     bg = {"cpu_weight": 100, "cpus": 1.5, "memory": "512m", "pids": 64}
     s = stack(**{"x-stackd": {"groups": {"bg": bg}}})
-    assert s.groups["bg"] == Group(cpu_weight=100, cpus=1.5, memory=512 << 20, pids=64)
-    assert s.groups["default"] == Group()
+    assert s.groups == {"bg": Group(cpu_weight=100, cpus=1.5, memory=512 << 20, pids=64)}
+
+
+def test_default_group_is_implicit_only_for_services_that_run_in_it() -> None:
+    groups = {"x-stackd": {"groups": {"bg": {"cpu_weight": 10}}}}
+    in_bg = {"image": "x", "cgroup_parent": "bg"}
+    assert set(stack(**groups, services={"a": in_bg}).groups) == {"bg"}
+    assert set(stack(**groups, services={"a": in_bg, "b": {"image": "x"}}).groups) == {"bg", "default"}
+    outside = {"image": "x", "cgroup_parent": "/system.slice"}
+    assert stack(services={"a": outside}).groups == {"default": Group()}
+    assert stack(services={}).groups == {}
+
+
+def test_a_null_groups_section_is_an_empty_one() -> None:
+    assert stack(**{"x-stackd": {"groups": None}}).groups == {}
+    assert set(stack(**{"x-stackd": {"groups": None}}, services={"a": {"image": "x"}}).groups) == {"default"}
+
+
+def test_groups_given_directly_get_the_implicit_default_too() -> None:
+    s = Stack.model_validate({"name": "demo", "groups": {"bg": {}}, "services": {"a": {"image": "x"}}})
+    assert set(s.groups) == {"bg", "default"}
 
 
 def test_a_declared_default_group_keeps_its_limits() -> None:
@@ -149,6 +168,21 @@ def test_units_stay_as_written() -> None:
 def test_bad_service_values(field: str, value: Any) -> None:
     with pytest.raises(ValidationError):
         Service.model_validate({"name": "w", "image": "x", field: value})
+
+
+@pytest.mark.parametrize(("field", "good", "bad"), [
+    ("stop_grace_period", "5s", "5x"), ("mem_limit", "64m", "64q"), ("shm_size", "1g", "-1g"),
+])
+def test_repeated_values_are_checked_every_time(field: str, good: str, bad: str) -> None:
+    for _ in range(3):  # the checks remember valid values only
+        assert getattr(Service.model_validate({"name": "w", field: good}), field) == good
+        with pytest.raises(ValidationError):
+            Service.model_validate({"name": "w", field: bad})
+    ports = [{"target": 80, "published": "70000"}, {"target": 80, "published": "8000"}]
+    with pytest.raises(ValidationError):
+        Service.model_validate({"name": "w", "ports": ports})
+    with pytest.raises(ValidationError):
+        Service.model_validate({"name": "w", "ports": ports[::-1]})
 
 
 @pytest.mark.parametrize("restart", ["no", "always", "on-failure", "on-failure:3", "unless-stopped"])

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import textwrap
-from pathlib import Path
+import gc
 from typing import Any
 
 import pytest
 
-from stackd.errors import Pos, Problem, SpecError, Warning_
-from stackd.spec.canonical import canonicalize
+from stackd.errors import Pos, SpecError
 from stackd.spec.models import Stack
-from stackd.spec.tree import Map, to_tree
+from stackd.spec.tree import to_tree
 from stackd.spec.validate import bind, to_compose_dict
-from stackd.spec.yamlsrc import parse, read
+from tests.unit.spec.bindhelp import bound, one, problems, tree_of, with_service
 
 # nginx in front, postgres and redis behind (long form, as it leaves the canonical stage)
 REALISTIC = """\
@@ -74,31 +72,6 @@ configs:
 """
 
 
-def tree_of(text: str, file: str = "stack.yaml") -> Map:
-    tree = parse(textwrap.dedent(text), file)
-    assert isinstance(tree, Map)
-    return tree
-
-
-def problems(text: str, file: str = "stack.yaml", **kw: Any) -> list[Problem]:
-    with pytest.raises(SpecError) as info:
-        bind(tree_of(text, file), project="demo", **kw)
-    return info.value.problems
-
-
-def one(text: str, **kw: Any) -> Problem:
-    found = problems(text, **kw)
-    assert len(found) == 1, [p.render() for p in found]
-    return found[0]
-
-
-def bound(text: str) -> tuple[Stack, list[Warning_]]:
-    return bind(tree_of(text), project="demo")
-
-
-def with_service(body: str, extra: str = "") -> str:
-    """A one-service stack whose service ``web`` has ``body`` (YAML lines, 4-space indented)."""
-    return f"services:\n  web:\n    image: nginx\n{textwrap.indent(textwrap.dedent(body), '    ')}{extra}"
 
 
 # ---------------------------------------------------------------------------------------- a realistic stack
@@ -122,7 +95,7 @@ def test_realistic_stack_binds() -> None:
     assert set(db.networks) == {"default", "back"} and set(cache.networks) == {"back"}
     assert set(stack.networks) == {"back", "default"} and stack.networks["back"].internal is True
     assert stack.groups["foreground"].memory == 256 << 20
-    assert set(stack.groups) == {"foreground", "background", "default"}
+    assert set(stack.groups) == {"foreground", "background"}  # every service is in a declared group
     assert stack.secrets["db_password"].digest is None
 
 
@@ -247,164 +220,12 @@ def test_no_pydantic_text_reaches_the_user() -> None:
         assert "pydantic" not in p.render() and "http" not in p.render() and "Input should" not in p.render()
 
 
-# ---------------------------------------------------------------------------------------- references
-
-
-def test_undefined_dependency_uses_compose_wording() -> None:
-    p = one("services:\n  bar:\n    image: foo\n    depends_on: {zot: {condition: service_started}}\n")
-    assert 'service "bar" depends on undefined service "zot"' in p.message
-    assert (p.path, p.pos) == ("services.bar.depends_on.zot", Pos("stack.yaml", 4, 18))
-
-
-def test_optional_dependency_on_a_missing_service_is_allowed() -> None:
-    stack, _ = bound("services:\n  bar:\n    image: foo\n    depends_on: {zot: {required: false}}\n")
-    assert stack.services["bar"].depends_on["zot"].required is False
-
-
-@pytest.mark.parametrize("body", ["network_mode: service:zot\n", "volumes_from: [zot]\n",
-                                  "volumes_from: [zot:ro]\n", "ipc: service:zot\n"])
-def test_service_references_must_exist(body: str) -> None:
-    p = one(with_service(body))
-    assert p.message == 'service "web" depends on undefined service "zot"'
-
-
-def test_container_references_are_not_checked() -> None:
-    bound(with_service("volumes_from: ['container:other:ro']\n"))
-    bound(with_service("network_mode: container:other\n"))
-
-
-def test_undefined_network_with_suggestion() -> None:
-    p = one(with_service("networks: {frontend: null}\n", "\nnetworks: {front-end: {}}\n"))
-    assert p.message == 'service "web" refers to undefined network "frontend"'
-    assert p.hint == "did you mean `front-end`?" and p.pos == Pos("stack.yaml", 4, 16)
-
-
-def test_network_mode_excludes_networks() -> None:
-    p = one(with_service("network_mode: host\nnetworks: {default: null}\n"))
-    assert "cannot be used together" in p.message
-
-
-@pytest.mark.parametrize(("body", "message"), [
-    ("volumes: [{type: volume, source: dta, target: /d}]\n", 'refers to undefined volume "dta"'),
-    ("secrets: [{source: pw}]\n", 'refers to undefined secret "pw"'),
-    ("configs: [{source: conf}]\n", 'refers to undefined config "conf"'),
-    ("build: {context: ., secrets: [{source: token}]}\n", 'refers to undefined secret "token"'),
-])
-def test_undeclared_resources(body: str, message: str) -> None:
-    assert message in one(with_service(body)).message
-
-
-def test_bind_mounts_and_anonymous_volumes_need_no_declaration() -> None:
-    bound(with_service("volumes: [{type: bind, source: ./conf, target: /c},"
-                       " {type: volume, target: /anon}]\n"))
-
-
-def test_undeclared_group_with_suggestion() -> None:
-    p = one(with_service("cgroup_parent: backgrnd\n", "\nx-stackd: {groups: {background: {}}}\n"))
-    assert p.message == 'service "web" uses undefined group "backgrnd"'
-    assert p.hint == "did you mean `background`?" and p.path == "services.web.cgroup_parent"
-
-
-def test_absolute_cgroup_path_warns() -> None:
-    stack, warnings = bound(with_service("cgroup_parent: /system.slice\n"))
-    assert stack.services["web"].group == "default"
-    assert [w.path for w in warnings] == ["services.web.cgroup_parent"]
-    assert "only in its own groups" in warnings[0].message
-
-
-def test_container_names_are_unique_and_single() -> None:
-    found = problems("""\
-        services:
-          a: {image: x, container_name: app}
-          b: {image: x, container_name: app}
-          c: {image: x, container_name: solo, scale: 2}
-        """)
-    assert [(p.path, p.pos.line if p.pos else 0) for p in found] == [
-        ("services.b.container_name", 3), ("services.c.container_name", 4)]
-    assert 'already used by service "a"' in found[0].message and "2 replicas" in found[1].message
-
-
-def test_scale_and_replicas_must_agree() -> None:
-    assert "disagree" in one(with_service("scale: 2\ndeploy: {replicas: 3}\n")).message
-
-
-def test_image_or_build_is_required() -> None:
-    p = one("services:\n  web: {command: [run]}\n")
-    assert "neither an image nor a build context" in p.message and p.path == "services.web"
-
-
-def test_published_port_clash_between_services() -> None:
-    p = one("""\
-        services:
-          a: {image: x, ports: [{target: 80, published: "8080"}]}
-          b: {image: x, ports: [{target: 81, published: "8080", host_ip: 127.0.0.1}]}
-        """)
-    assert p.message == 'port 8080/tcp is already published by service "a"'
-    assert (p.path, p.pos) == ("services.b.ports[0]", Pos("stack.yaml", 3, 38))
-
-
-def test_ports_on_other_addresses_or_protocols_do_not_clash() -> None:
-    _, warnings = bound("""\
-        services:
-          a: {image: x, ports: [{target: 80, published: "8080", host_ip: 127.0.0.1}]}
-          b: {image: x, ports: [{target: 80, published: "8080", host_ip: 127.0.0.2}]}
-          c: {image: x, ports: [{target: 80, published: "8080", protocol: udp}]}
-          d: {image: x, ports: [{target: 80, published: "8080", host_ip: "::1"}]}
-        """)
-    assert warnings == []
-
-
-def test_consistency_off_skips_reference_checks_only() -> None:
-    text = "services:\n  web:\n    volumes: [{type: volume, source: nowhere, target: /x}]\n"
-    stack, _ = bind(tree_of(text), project="demo", consistency=False)
-    assert stack.services["web"].volumes[0].source == "nowhere"
-    p = one("services:\n  a: {depends_on: {a: {}}}\n", consistency=False)
-    assert p.message.startswith("dependency cycle detected")
-
-
-# ---------------------------------------------------------------------------------------- cycles
-
-
-def test_cycle_is_reported_whole_from_its_smallest_service() -> None:
-    p = one("""\
-        services:
-          web: {image: x, depends_on: {api: {}}}
-          api: {image: x, volumes_from: [db]}
-          db: {image: x, network_mode: "service:web"}
-        """)
-    assert p.message == "dependency cycle detected: api -> db -> web -> api"
-    assert (p.path, p.pos) == ("services.api.volumes_from[0]", Pos("stack.yaml", 3, 34))
-
-
-def test_self_dependency() -> None:
-    p = one("services:\n  a: {image: x, depends_on: {a: {}}}\n")
-    assert p.message == "dependency cycle detected: a -> a"
-
-
-def test_each_separate_cycle_is_reported() -> None:
-    found = problems("""\
-        services:
-          a: {image: x, depends_on: {b: {}}}
-          b: {image: x, depends_on: {a: {}}}
-          c: {image: x, depends_on: {d: {}}}
-          d: {image: x, depends_on: {c: {}}}
-          e: {image: x, depends_on: {a: {}}}
-        """)
-    assert [p.message for p in found] == ["dependency cycle detected: a -> b -> a",
-                                          "dependency cycle detected: c -> d -> c"]
-
-
-@pytest.mark.parametrize(("fixture", "expected"), [
-    ("compose-depends-on-cycle.yaml",
-     "dependency cycle detected: service1 -> service2 -> service3 -> service1"),
-    ("compose-depends-on-self.yaml", "dependency cycle detected: service1 -> service1"),
-])
-def test_conformance_cycles(conformance: Path, fixture: str, expected: str) -> None:
-    path = conformance / "merge-cases" / "depends-on-cycle-error" / fixture
-    tree = canonicalize(read(str(path), display=fixture), file=fixture)
-    with pytest.raises(SpecError) as info:
-        bind(tree, project="depends-on-cycle")
-    assert expected in info.value.render()
+def test_bind_leaves_the_garbage_collector_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(gc, "disable", lambda: calls.append("disable"))
+    monkeypatch.setattr(gc, "enable", lambda: calls.append("enable"))
+    bind(tree_of(REALISTIC), project="demo")
+    assert calls == []
 
 
 # ---------------------------------------------------------------------------------------- two files
@@ -469,9 +290,33 @@ def test_unimplemented_keys_warn_with_their_position() -> None:
         ("networks.default.attachable", 12),
         ("models", 13),
     ]
-    assert warnings[1].message == (
-        "`services.web.gpus` is accepted by Compose but not implemented by stackd yet; ignored")
+    assert warnings[1].message == "accepted by Compose but not implemented by stackd yet; ignored"
+    assert warnings[1].render() == (
+        "stack.yaml:5:5: services.web.gpus: accepted by Compose but not implemented by stackd yet; ignored")
     assert "obsolete" in warnings[0].message and "syslog" in warnings[4].message
+
+
+def test_warning_messages_do_not_repeat_their_path() -> None:
+    _, warnings = bound("""\
+        version: "3.9"
+        services:
+          web:
+            image: nginx
+            links: [db]
+            cgroup_parent: /system.slice
+            logging: {driver: syslog}
+            ports: [{target: 80, published: "80"}]
+            deploy: {placement: {constraints: [a]}}
+          db:
+            image: postgres
+            ports: [{target: 80, published: "80"}]
+        networks:
+          default: {attachable: true}
+        """)
+    assert len(warnings) == 7
+    for w in warnings:
+        leaf = w.path.rsplit(".", 1)[-1]
+        assert w.path not in w.message and f"`{leaf}`" not in w.message, w.render()
 
 
 def test_implemented_keys_do_not_warn() -> None:
@@ -531,6 +376,26 @@ x-stackd:
     again = rebind(stack)
     assert again == stack
     assert again.services["web"].command == [] and again.services["web"].init is False
+
+
+@pytest.mark.parametrize(("groups", "parent", "expected"), [
+    ("{}", "", {"default"}),                          # a service without cgroup_parent
+    ("{bg: {}}", "cgroup_parent: bg\n", {"bg"}),      # every service in a declared group
+    ("{bg: {}}", "cgroup_parent: /x.slice\n", {"bg", "default"}),  # an absolute path runs in default
+    ("{bg: {}, default: {}}", "cgroup_parent: bg\n", {"bg", "default"}),  # declared: always there
+    ("{default: {memory: 1g}}", "cgroup_parent: default\n", {"default"}),
+])
+def test_default_group_only_when_declared_or_used(groups: str, parent: str, expected: set[str]) -> None:
+    stack, _ = bound(with_service(parent, f"\nx-stackd: {{groups: {groups}}}\n"))
+    assert set(stack.groups) == expected
+    assert rebind(stack) == stack
+
+
+def test_implicit_default_group_is_not_written_back() -> None:
+    stack, _ = bound(with_service(""))
+    assert "x-stackd" not in to_compose_dict(stack)
+    declared, _ = bound(with_service("cgroup_parent: bg\n", "\nx-stackd: {groups: {bg: {}, default: {}}}\n"))
+    assert to_compose_dict(declared)["x-stackd"] == {"groups": {"bg": {}, "default": {}}}
 
 
 def test_compose_dict_shape_and_order() -> None:
