@@ -91,14 +91,20 @@ class _Ctx:
         self.problems.append(Problem(message, pos, dotted(path), hint))
 
 
-def canonicalize(tree: Map, *, file: str) -> Map:
-    """The canonical long form of one stack file (see the module docstring); ``file`` names it in errors."""
+def canonicalize(tree: Map, *, file: str, problems: list[Problem] | None = None) -> Map:
+    """The canonical long form of one stack file (see the module docstring); ``file`` names it in errors.
+
+    With ``problems`` given, failures are appended there instead of raised (a value that cannot
+    be converted stays as written), so that the loader can report later stages' problems too.
+    """
     if not isinstance(tree, Map):
         return tree
     ctx = _Ctx()
     out = _walk(tree, (), _TOP, ctx)
     if ctx.problems:
-        raise SpecError(ctx.problems)
+        if problems is None:
+            raise SpecError(ctx.problems)
+        problems.extend(ctx.problems)
     if out.pos is None:
         out.pos = Pos(file, 1)
     return out

@@ -111,17 +111,23 @@ def _fold_service(name: str, svc: Map, env: Mapping[str, str], base_dir: str, pr
     return out
 
 
-def fold_env_files(tree: Map, env: Mapping[str, str], base_dir: str) -> Map:
-    """A tree whose services carry their env files in ``environment`` and label files in ``labels``."""
+def fold_env_files(tree: Map, env: Mapping[str, str], base_dir: str,
+                   problems: list[Problem] | None = None) -> Map:
+    """A tree whose services carry their env files in ``environment`` and label files in ``labels``.
+
+    With ``problems`` given, a missing or broken file is appended there instead of raised.
+    """
     services = tree.get("services")
     if not isinstance(services, Map):
         return tree
-    problems: list[Problem] = []
+    found: list[Problem] = []
     new_services = services.derive(
-        (name, _fold_service(name, svc, env, base_dir, problems) if isinstance(svc, Map) else svc)
+        (name, _fold_service(name, svc, env, base_dir, found) if isinstance(svc, Map) else svc)
         for name, svc in services.items())
-    if problems:
-        raise SpecError(problems)
+    if found:
+        if problems is None:
+            raise SpecError(found)
+        problems.extend(found)
     out = tree.derive(tree.items())
     out["services"] = new_services
     return out

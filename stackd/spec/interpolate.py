@@ -80,7 +80,8 @@ def substitute(template: str, lookup: Lookup, *, on_unset: Callable[[str], None]
 
 
 def interpolate_tree(tree: Any, lookup: Lookup, *, file: str = "",
-                     warn: Callable[[Warning_], None] | None = None) -> Any:
+                     warn: Callable[[Warning_], None] | None = None,
+                     problems: list[Problem] | None = None) -> Any:
     """A new tree where every string value (at any depth, also inside ``Override``) is substituted.
 
     Mapping keys, non-string scalars and ``Reset`` markers are kept as they are; positions are
@@ -88,11 +89,15 @@ def interpolate_tree(tree: Any, lookup: Lookup, *, file: str = "",
     value is written (its key's position in a mapping, the item's in a sequence; line 1 of ``file``
     when the tree has no positions); all of them are raised together as one ``SpecError``.
     ``warn`` receives a ``Warning_`` for each unset variable that defaults to an empty string.
+    With ``problems`` given, failures are appended there (the failing values stay as written)
+    instead of raised, so that a caller can go on and report later stages' problems too.
     """
     walker = _TreeWalker(lookup, file, warn)
     result = walker.walk(tree, (), getattr(tree, "pos", None))
     if walker.problems:
-        raise SpecError(walker.problems)
+        if problems is None:
+            raise SpecError(walker.problems)
+        problems.extend(walker.problems)
     return result
 
 

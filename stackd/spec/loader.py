@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import reduce
 from typing import Any
 
@@ -83,11 +83,12 @@ class _Project:
     """Loads the files of one project (the main one or an included one) with one set of variables."""
 
     def __init__(self, env: Mapping[str, str], display_base: str, chain: tuple[str, ...] = (),
-                 raws: Mapping[str, Map] | None = None) -> None:
+                 raws: Mapping[str, Map] | None = None, report: _Report | None = None) -> None:
         self.env = env
         self.display_base = display_base
         self.chain = chain
         self.raws = dict(raws or {})
+        self.report = report or _Report()
         self._cache: dict[tuple[str, str], Map] = {}
 
     def show(self, path: str) -> str:
@@ -101,8 +102,9 @@ class _Project:
             return self._cache[key]
         shown = self.show(path)
         tree = self.raws.get(path) or read_file(path, shown)
-        tree = interpolate_tree(tree, self.env.get, file=shown)
-        tree = canonicalize(tree, file=shown)
+        tree = interpolate_tree(tree, self.env.get, file=shown, warn=self.report.warnings.append,
+                                problems=self.report.problems)
+        tree = canonicalize(tree, file=shown, problems=self.report.problems)
         tree = apply_includes(tree, file=path, project_dir=working_dir, env=self.env, chain=self.chain,
                               load_project=self._load_included, show=self.show)
         tree = resolve_extends(tree, file=path, working_dir=working_dir, load=self._extends_target)
@@ -113,7 +115,7 @@ class _Project:
         return self.file(path, os.path.dirname(os.path.normpath(path)))
 
     def _load_included(self, inc: Include, env: Mapping[str, str], chain: tuple[str, ...]) -> Map:
-        return _Project(env, self.display_base, chain).tree(inc.files, inc.project_dir)
+        return _Project(env, self.display_base, chain, report=self.report).tree(inc.files, inc.project_dir)
 
     def tree(self, files: tuple[str, ...] | list[str], project_dir: str) -> Map:
         """The files merged in order, made unique, markers resolved."""
@@ -191,20 +193,39 @@ def load(options: ProjectOptions, *, check_files: bool = True) -> Loaded:
     raws = {os.path.normpath(f): read_file(f, show(f)) for f in d.files}
     name = _project_name(options, d, raws)
     env = {**d.environ, "COMPOSE_PROJECT_NAME": name, "STACK_PROJECT_NAME": name}
-    tree = _Project(env, d.working_dir, raws=raws).tree(d.files, d.project_dir)
+    report = _Report()
+    tree = _Project(env, d.working_dir, raws=raws, report=report).tree(d.files, d.project_dir)
     tree = apply_profiles(tree, d.profiles, options.services)
     if options.resolve_paths:
         tree = resolve_paths(tree, d.project_dir, home=d.environ.get("HOME"))
-    tree = fold_env_files(tree, env, d.project_dir)
+    tree = fold_env_files(tree, env, d.project_dir, problems=report.problems)
     if check_files:
-        missing = _missing_files(tree, d.project_dir)
-        if missing:
-            raise SpecError(missing)
+        report.problems.extend(_missing_files(tree, d.project_dir))
     tree = tree.derive((k, v) for k, v in tree.items() if k != "name")
     tree["name"] = name
-    stack, warnings = bind(tree, project=name, consistency=options.consistency)
+    try:
+        stack, warnings = bind(tree, project=name, consistency=options.consistency)
+    except SpecError as exc:
+        raise SpecError(report.problems + _not_reported(exc.problems, report.problems)) from None
+    if report.problems:
+        raise SpecError(report.problems)
     stack = _with_digests(stack, env, d.project_dir)
-    return Loaded(stack=stack, warnings=tuple(warnings), discovered=d, tree=tree)
+    return Loaded(stack=stack, warnings=tuple(report.warnings + warnings), discovered=d, tree=tree)
+
+
+@dataclass
+class _Report:
+    """Problems and warnings of the stages before binding, kept so that one run reports them all."""
+
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Warning_] = field(default_factory=list)
+
+
+def _not_reported(later: list[Problem], earlier: list[Problem]) -> list[Problem]:
+    """Validation problems about values an earlier stage already reported (same path or below it)."""
+    seen = [p.path for p in earlier if p.path]
+    return [p for p in later
+            if not any(p.path == s or p.path.startswith((s + ".", s + "[")) for s in seen)]
 
 
 def _with_digests(stack: Stack, env: Mapping[str, str], project_dir: str) -> Stack:

@@ -118,13 +118,18 @@ def test_bad_file_reports_every_problem_with_line_and_exit_2(tmp_path: Path) -> 
         "    depends_on: [dbb]\n"
         "  db:\n"
         "    image: postgres\n"
-        "    mem_limit: lots\n")
+        "    mem_limit: lots\n"
+        "    ports: ['1:2:3:4']\n"
+        "    command: ${UNCLOSED\n")
     code, out, err = stack(["config"], tmp_path)
     assert code == 2 and out == ""
     assert "Traceback" not in err
     assert "stack.yaml:4" in err and "environment" in err  # unknown key with a suggestion
     assert "stack.yaml:6" in err and "dbb" in err          # dangling depends_on
     assert "stack.yaml:9" in err and "mem_limit" in err    # bad byte size
+    assert "stack.yaml:10" in err and "ports[0]" in err    # a short syntax that does not parse
+    assert "stack.yaml:11" in err and "command" in err     # a broken ${...}
+    assert len(err.splitlines()) == 5  # each mistake once, from whichever stage found it
 
 
 def test_cycle_is_exit_2_with_the_whole_cycle(tmp_path: Path) -> None:

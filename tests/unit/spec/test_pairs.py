@@ -283,4 +283,9 @@ def test_the_schema_row_fails_only_where_a_variable_is_empty() -> None:
         load(pair.options())
     for problem in info.value.problems:
         assert problem.pos is not None, problem.render()
+        if "neither an image nor a build" in problem.message:  # `image: ${VARIABLE}` came out empty
+            assert "    image: ${VARIABLE}" in lines, problem.render()
+            continue
+        if "refers to undefined network" in problem.message:  # the fixture is a schema-only check:
+            continue  # it attaches networks it never declares, which the full loader reports too
         assert "${VARIABLE}" in "\n".join(lines[problem.pos.line - 1:problem.pos.line + 1]), problem.render()
