@@ -173,13 +173,13 @@ def _run_with_terminal(cmd: list[str], pid_file: Path, timeout: float | None) ->
         raise PermanentDriverError("exec with a terminal needs setsid(1) (util-linux)")
     master, slave = pty.openpty()
     try:
-        try:
-            proc = subprocess.Popen([setsid, "--ctty", *cmd], stdin=slave, stdout=slave, stderr=slave)
-        finally:
-            os.close(slave)
+        proc = subprocess.Popen([setsid, "--ctty", *cmd], stdin=slave, stdout=slave, stderr=slave)
         out = bytearray()
         try:
-            timed_out = not _drain(master, out, None if timeout is None else time.monotonic() + timeout)
+            # Our own copy of the slave stays open until the runtime has exited: otherwise the
+            # terminal hangs up when the last writer closes, and output still in flight is lost.
+            deadline = None if timeout is None else time.monotonic() + timeout
+            timed_out = not _drain_until_exit(master, out, proc, deadline)
             if timed_out:
                 _kill_command(proc, pid_file)
                 _drain(master, out, time.monotonic() + _DRAIN)
@@ -191,10 +191,29 @@ def _run_with_terminal(cmd: list[str], pid_file: Path, timeout: float | None) ->
                 proc.kill()
             proc.wait()
     finally:
+        os.close(slave)
         os.close(master)
     if timed_out:
         raise _TimedOut(bytes(out), b"")
     return proc.returncode, bytes(out), b""
+
+
+def _drain_until_exit(master: int, out: bytearray, proc: subprocess.Popen[bytes],
+                      deadline: float | None) -> bool:
+    """Read the terminal while ``proc`` runs, then what is left in it (True), or stop at ``deadline``."""
+    while proc.poll() is None:
+        remaining = 0.05 if deadline is None else min(0.05, deadline - time.monotonic())
+        if remaining <= 0:
+            return False
+        ready, _, _ = select.select([master], [], [], remaining)
+        if ready:
+            out += os.read(master, 65536)
+    while select.select([master], [], [], 0)[0]:
+        chunk = os.read(master, 65536)
+        if not chunk:
+            break
+        out += chunk
+    return True
 
 
 def _drain(master: int, out: bytearray, deadline: float | None) -> bool:

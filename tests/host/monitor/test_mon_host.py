@@ -176,7 +176,10 @@ def test_exec(lab: Lab) -> None:
                   cwd="/tmp", user="www")
     assert got == ExecResult(0, b"b a r\n/tmp\n33\n33\n33 50\n", b"")
     assert exec_in(lab.rt, mc.id, ["cat"], stdin=b"piped\n").stdout == b"piped\n"
-    tty = exec_in(lab.rt, mc.id, ["sh", "-c", "[ -t 1 ] && echo on-a-tty; exit 2"], tty=True)
+    # crun 1.8 relays a terminal's output asynchronously and drops what is still in flight when
+    # the command exits at once (seen under load); a short pause before exiting lets it drain.
+    script = "if [ -t 1 ]; then echo on-a-tty; else echo no-tty; fi; sleep 0.5; exit 2"
+    tty = exec_in(lab.rt, mc.id, ["sh", "-c", script], tty=True)
     assert tty.exit_code == 2 and tty.stdout.replace(b"\r", b"") == b"on-a-tty\n"
     with pytest.raises(PermanentDriverError, match="/nope"):
         exec_in(lab.rt, mc.id, ["/nope"])
