@@ -1,0 +1,1 @@
+"""Host tests of image building groundwork: Debian bootstrap with mmdebstrap."""

@@ -1,0 +1,1 @@
+"""Unit tests of the pure build logic (stackd.build) and of Debian bootstrap commands."""
