@@ -38,9 +38,9 @@ from stackd.drivers.monitor.conmon import (
     wrapper_name,
     wrapper_script,
 )
-from stackd.drivers.runtime import ContainerNotFound, OciRuntime, RuntimeInfo, read_config
-from stackd.drivers.runtime import host as runtime_host
+from stackd.drivers.runtime import ContainerNotFound, OciRuntime, RuntimeInfo
 from stackd.drivers.runtime.boundary import check_id, error_class, log_errors, os_error
+from stackd.drivers.runtime.runtime import remove_leaf_cgroup
 from stackd.errors import DriverError, PermanentDriverError, TransientDriverError
 
 DEFAULT_STATE_DIR = Path("/run/stackd/monitor")
@@ -318,7 +318,7 @@ def _undo(runtime: OciRuntime, mc: MonitoredContainer, *, remove_log: bool) -> N
     _wait_conmon_gone(mc)
     with contextlib.suppress(DriverError):
         runtime.delete(mc.id, force=True)
-    _remove_leaf_cgroup(mc.bundle)
+    remove_leaf_cgroup(mc.bundle)
     with contextlib.suppress(DriverError):
         remove_files(mc, keep_log=not remove_log)
 
@@ -336,16 +336,3 @@ def _wait_conmon_gone(mc: MonitoredContainer) -> None:
                 time.sleep(0.01)
             return
         time.sleep(0.01)
-
-
-def _remove_leaf_cgroup(bundle: Path) -> None:
-    """The container's own cgroup, if the runtime left it (only that leaf, only if empty)."""
-    try:
-        path = read_config(bundle).get("linux", {}).get("cgroupsPath", "")
-        mounts = runtime_host.cgroup_mount_points(runtime_host.read_mountinfo())
-    except DriverError:
-        return
-    if isinstance(path, str) and path.startswith("/") and path.strip("/"):
-        for mount in mounts:
-            with contextlib.suppress(OSError):
-                os.rmdir(Path(mount, path.lstrip("/")))

@@ -299,17 +299,22 @@ class OciRuntime:
         if self._exists(container_id):
             with contextlib.suppress(DriverError):
                 self.delete(container_id, force=True)
-        if bundle is None:
-            return
-        try:
-            path = read_config(bundle).get("linux", {}).get("cgroupsPath", "")
-            mounts = host.cgroup_mount_points(host.read_mountinfo())
-        except DriverError:
-            return
-        if isinstance(path, str) and path.startswith("/") and path.strip("/"):
-            for mount in mounts:
-                with contextlib.suppress(OSError):
-                    os.rmdir(Path(mount, path.lstrip("/")))
+        if bundle is not None:
+            remove_leaf_cgroup(bundle)
+
+
+def remove_leaf_cgroup(bundle: Path) -> None:
+    """The container's own cgroup, if the runtime left it behind (only that leaf, and only if
+    empty: its parents belong to the cgroups driver). Best effort."""
+    try:
+        path = read_config(bundle).get("linux", {}).get("cgroupsPath", "")
+        mounts = host.cgroup_mount_points(host.read_mountinfo())
+    except DriverError:
+        return
+    if isinstance(path, str) and path.startswith("/") and path.strip("/"):
+        for mount in mounts:
+            with contextlib.suppress(OSError):
+                os.rmdir(Path(mount, path.lstrip("/")))
 
 
 # -- detection ---------------------------------------------------------------------------------
