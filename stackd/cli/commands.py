@@ -1,7 +1,9 @@
 """What each ``stack`` verb does, given parsed arguments: load, compute, print.
 
-Verbs share their name with their options class (``up`` / ``UpOptions``). Printing happens here
-and nowhere below this layer.
+Verbs share their name with their options class (``up`` / ``UpOptions``). The verbs that look at
+or change the host call ``stackd.daemon.service.StackService`` over the host driver ``run`` was
+given (this machine's by default) and render what it returns: progress events, tables, JSON
+lines, logs. Printing happens here and nowhere below this layer.
 """
 
 from __future__ import annotations
@@ -9,8 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from typing import Any, TextIO
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TextIO
 
+import anyio
 import yaml
 
 from stackd.errors import Problem, SpecError
@@ -18,6 +23,11 @@ from stackd.spec.discover import available_envs, discover
 from stackd.spec.loader import Loaded, load
 from stackd.spec.options import ProjectOptions
 from stackd.spec.validate import to_compose_dict
+
+if TYPE_CHECKING:
+    from stackd.daemon.service import HostDriver, StackService
+    from stackd.execute import Clock, Event, Result
+    from stackd.observe import LogEntry
 
 _BaseDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
@@ -121,42 +131,246 @@ def _scale(values: list[str]) -> dict[str, int]:
     return result
 
 
-def up(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO) -> int:
-    from stackd.plan import Observed, UpOptions, plan
+# ---------------------------------------------------------------------------- runtime verbs
 
-    stack = _load(options, err).stack
-    up_options = UpOptions(services=tuple(args.service_names), remove_orphans=args.remove_orphans,
+_WORDS = {"create": ("Creating", "Created"), "start": ("Starting", "Started"),
+          "stop": ("Stopping", "Stopped"), "remove": ("Removing", "Removed"),
+          "update": ("Updating", "Updated"), "build": ("Building", "Built"), "check": ("Checking", "Present"),
+          "kill": ("Killing", "Killed"), "wait": ("Waiting", "")}
+_MARKS = {"waiting": " ⠿ ", "working": " ⠿ ", "done": " ✔ ", "error": " ✘ "}
+
+
+class Progress:
+    """Renders executor events: Compose-style lines on a terminal (``tty``: outcomes only, with
+    marks), ``plain`` lines (every change), JSON lines, or nothing (``quiet``)."""
+
+    def __init__(self, mode: str, stream: TextIO) -> None:
+        if mode == "auto":
+            mode = "tty" if stream.isatty() else "plain"
+        self.mode, self.stream = mode, stream
+
+    def __call__(self, event: Event) -> None:
+        if self.mode == "quiet" or (self.mode == "tty" and event.status == "working"):
+            return
+        if self.mode == "json":
+            print(json.dumps(event.to_dict()), file=self.stream, flush=True)
+            return
+        doing, did = _WORDS.get(event.action, (event.action.capitalize(), event.action.capitalize()))
+        if event.status == "error":
+            rest = event.message.removeprefix("skipped: ")
+            text = f"Skipped  {rest}" if rest != event.message else f"Error  {event.message}"
+        elif event.status == "done":
+            text = did or event.message.capitalize()
+        else:
+            text = "Waiting" if event.status == "waiting" else doing
+        mark = _MARKS[event.status] if self.mode == "tty" else ""
+        print(f"{mark}{event.kind} {event.name}  {text}", file=self.stream, flush=True)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What the runtime verbs run on: a host driver (default: this machine's, from
+    ``stackd.daemon.service.default_host``) and a clock (default: the real one)."""
+
+    host: HostDriver | None = None
+    clock: Clock | None = None
+
+    def service(self, err: TextIO) -> StackService:
+        from stackd.daemon.service import StackService, default_host
+
+        return StackService(self.host if self.host is not None else default_host(), clock=self.clock,
+                            warn=lambda text: print(f"warning: {text}", file=err))
+
+
+def _report(result: Result | None, err: TextIO, wait_errors: tuple[str, ...] = ()) -> int:
+    """Say what went wrong (each failure once, skips counted); the exit code."""
+    if result is None:
+        return 0
+    for o in result.failed:
+        print(f"error: {o.op}: {o.message}", file=err)
+    if result.skipped:
+        print(f"error: {len(result.skipped)} operation(s) not done because of the errors above", file=err)
+    for text in wait_errors:
+        print(f"error: {text}", file=err)
+    return 0 if result.ok and not wait_errors else 1
+
+
+def up(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO,
+       rt: Runtime) -> int:
+    from stackd.daemon.service import LogsOptions, StopOptions, UpOptions
+
+    services = tuple(args.service_names)
+    up_options = UpOptions(services=services, remove_orphans=args.remove_orphans,
                            force_recreate=args.force_recreate, no_recreate=args.no_recreate,
                            no_deps=args.no_deps, scale=_scale(args.scale), build=args.build,
-                           no_build=args.no_build)
-    unknown = [s for s in args.service_names if s not in stack.services]
-    if unknown:
-        raise SpecError([Problem(f"no such service: {n}") for n in unknown])
-    result = plan(stack, Observed.empty(stack.name), up_options)
-    if not args.dry_run:
-        print("error: this build of stackd cannot run containers yet; `stack up --dry-run` prints the plan",
-              file=err)
-        return 1
-    out.write(json.dumps(result.to_dict(), indent=2) + "\n" if args.format == "json" else result.render())
+                           no_build=args.no_build, dry_run=args.dry_run, wait=args.wait,
+                           wait_timeout=args.wait_timeout)
+    service = rt.service(err)
+    progress = Progress(args.progress, err)
+    began = service.clock.wall()
+    applied = anyio.run(service.up, options, up_options, progress)
+    if args.dry_run:
+        the_plan = applied.plan
+        json_text = json.dumps(the_plan.to_dict(), indent=2) + "\n"
+        out.write(json_text if args.format == "json" else the_plan.render())
+        return 0
+    if not applied.changed:
+        print(f"nothing to do: {applied.project} is up to date", file=err)
+    code = _report(applied.result, err, applied.wait_errors)
+    if code or args.detach or args.wait:
+        return code
+    try:  # attached: show what the containers write from now on, until they have all stopped
+        anyio.run(service.logs, options, LogsOptions(services=services, follow=True, since=began),
+                  _printer(out))
+    except KeyboardInterrupt:
+        print("Gracefully stopping... (press Ctrl+C again to force)", file=err)
+        stopped = anyio.run(service.stop, options, StopOptions(services=services), progress)
+        _report(stopped.result, err)
+        return 130
     return 0
 
 
-def down(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO) -> int:
-    from stackd.plan import DownOptions, Observed, plan_down
+def down(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO,
+         rt: Runtime) -> int:
+    from stackd.daemon.service import DownOptions
 
-    stack = _load(options, err).stack
-    down_options = DownOptions(remove_orphans=args.remove_orphans, volumes=args.volumes, timeout=args.timeout)
-    result = plan_down(stack, Observed.empty(stack.name), down_options)
-    if not args.dry_run:
-        print("error: this build of stackd cannot run containers yet; `stack down --dry-run` prints the plan",
-              file=err)
-        return 1
-    out.write(result.render())
+    down_options = DownOptions(remove_orphans=args.remove_orphans, volumes=args.volumes, timeout=args.timeout,
+                               dry_run=args.dry_run)
+    applied = anyio.run(rt.service(err).down, options, down_options, Progress(args.progress, err))
+    if args.dry_run:
+        out.write(applied.plan.render())
+        return 0
+    return _report(applied.result, err)
+
+
+def lifecycle(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO,
+              rt: Runtime) -> int:
+    """``stop``, ``start``, ``restart`` and ``kill``."""
+    from stackd.daemon import service as svc
+
+    services = tuple(args.service_names)
+    s = rt.service(err)
+    progress = Progress(args.progress, err)
+    if args.command == "kill":
+        return _report(anyio.run(s.kill, options, svc.KillOptions(services=services, signal=args.signal),
+                                 progress), err)
+    if args.command == "stop":
+        applied = anyio.run(s.stop, options, svc.StopOptions(services=services, timeout=args.timeout),
+                            progress)
+    elif args.command == "start":
+        applied = anyio.run(s.start, options, svc.StartOptions(services=services), progress)
+    else:
+        applied = anyio.run(s.restart, options, svc.RestartOptions(services=services, timeout=args.timeout),
+                            progress)
+    return _report(applied.result, err)
+
+
+def _table(rows: list[list[str]], out: TextIO) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        out.write("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n")
+
+
+def ps(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO,
+       rt: Runtime) -> int:
+    from stackd.daemon.service import PsOptions
+
+    rows = anyio.run(rt.service(err).ps, options,
+                     PsOptions(services=tuple(args.service_names), all=args.all))
+    if args.format == "json":
+        for r in rows:
+            out.write(json.dumps(r.to_dict()) + "\n")
+        return 0
+    _table([["NAME", "SERVICE", "STATUS", "PORTS"]] +
+           [[r.name, r.service, r.status, ", ".join(r.ports)] for r in rows], out)
     return 0
 
 
-_VERBS = {"config": config, "envs": envs, "graph": graph, "up": up, "down": down}
+def _printer(out: TextIO) -> Callable[[LogEntry], None]:
+    def emit(entry: LogEntry) -> None:
+        out.write(f"{entry.container}  | {entry.line.text}\n")
+        out.flush()
+    return emit
 
 
-def dispatch(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO) -> int:
-    return _VERBS[args.command](args, options, out, err)
+def logs(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO,
+         rt: Runtime) -> int:
+    from stackd.daemon.service import LogsOptions
+
+    if args.tail != "all" and not args.tail.isdigit():
+        raise SpecError(Problem(f"--tail expects a number or `all`, got {args.tail!r}"))
+    tail = None if args.tail == "all" else int(args.tail)
+    opts = LogsOptions(services=tuple(args.service_names), follow=args.follow, timestamps=args.timestamps,
+                       tail=tail)
+    try:
+        anyio.run(rt.service(err).logs, options, opts, _printer(out))
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def exec_(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO,
+          rt: Runtime) -> int:
+    from stackd.daemon.service import ExecOptions
+
+    if not args.argv:
+        raise SpecError(Problem("exec needs a command to run", hint="stack exec SERVICE COMMAND [ARG...]"))
+    env = dict(item.partition("=")[::2] for item in args.exec_env)
+    result = anyio.run(rt.service(err).exec, options,
+                       ExecOptions(service=args.service, command=tuple(args.argv), index=args.index,
+                                   env=env, user=args.user))
+    out.write(result.stdout.decode("utf-8", errors="replace"))
+    err.write(result.stderr.decode("utf-8", errors="replace"))
+    return result.exit_code
+
+
+def port(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO,
+         rt: Runtime) -> int:
+    from stackd.daemon.service import PortOptions
+
+    number, _, protocol = args.port.partition("/")
+    if not number.isdigit():
+        raise SpecError(Problem(f"PRIVATE_PORT must be a port number, got {args.port!r}"))
+    opts = PortOptions(service=args.service, port=int(number), protocol=protocol or args.protocol,
+                       index=args.index)
+    out.write(anyio.run(rt.service(err).port, options, opts) + "\n")
+    return 0
+
+
+def _size(value: int | None) -> str:
+    if value is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value = value / 1024  # type: ignore[assignment]
+    return str(value)
+
+
+def stats(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO,
+          rt: Runtime) -> int:
+    from stackd.daemon.service import StatsOptions
+
+    rows = anyio.run(rt.service(err).stats, options, StatsOptions(services=tuple(args.service_names)))
+    if args.format == "json":
+        for r in rows:
+            out.write(json.dumps(r.to_dict()) + "\n")
+        return 0
+    _table([["NAME", "SERVICE", "CPU %", "MEM USAGE / LIMIT", "PIDS"]] + [
+        [r.name, r.service, "-" if r.cpu_percent is None else f"{r.cpu_percent:.2f}%",
+         f"{_size(r.memory_bytes)} / {_size(r.memory_limit)}", "-" if r.pids is None else str(r.pids)]
+        for r in rows], out)
+    return 0
+
+
+_VERBS = {"config": config, "envs": envs, "graph": graph}
+_RUNTIME_VERBS = {"up": up, "down": down, "ps": ps, "logs": logs, "exec": exec_, "port": port, "stats": stats,
+                  "stop": lifecycle, "start": lifecycle, "restart": lifecycle, "kill": lifecycle}
+
+
+def dispatch(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO,
+             rt: Runtime | None = None) -> int:
+    rt = rt or Runtime()
+    if args.command in _VERBS:
+        return _VERBS[args.command](args, options, out, err)
+    return _RUNTIME_VERBS[args.command](args, options, out, err, rt)

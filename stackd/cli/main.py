@@ -12,11 +12,15 @@ import gc
 import os
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from stackd import __version__
 from stackd.errors import StackdError
 from stackd.spec.options import ProjectOptions
+
+if TYPE_CHECKING:
+    from stackd.daemon.service import HostDriver
+    from stackd.execute import Clock
 
 
 def _global_parser() -> argparse.ArgumentParser:
@@ -60,10 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("graph", help="print the dependency graph")
     g.add_argument("--format", choices=("text", "dot", "mermaid"), default="text")
 
-    u = sub.add_parser("up", help="create and start the stack")
+    progress = argparse.ArgumentParser(add_help=False)
+    progress.add_argument("--progress", choices=("auto", "tty", "plain", "json", "quiet"), default="auto",
+                          help="how to show progress (auto: tty on a terminal, else plain)")
+
+    u = sub.add_parser("up", parents=[progress], help="create and start the stack")
     u.add_argument("service_names", nargs="*", metavar="SERVICE")
     u.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     u.add_argument("-d", "--detach", action="store_true", help="return once everything has started")
+    u.add_argument("--wait", action="store_true",
+                   help="wait until the containers run and are healthy (implies --detach)")
+    u.add_argument("--wait-timeout", type=float, default=None, metavar="SECONDS")
     u.add_argument("--remove-orphans", action="store_true")
     u.add_argument("--force-recreate", action="store_true")
     u.add_argument("--no-recreate", action="store_true")
@@ -73,16 +84,58 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--scale", action="append", default=[], metavar="SERVICE=N")
     u.add_argument("--format", choices=("text", "json"), default="text", help="plan format with --dry-run")
 
-    d = sub.add_parser("down", help="stop and remove the stack")
+    d = sub.add_parser("down", parents=[progress], help="stop and remove the stack")
     d.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     d.add_argument("--remove-orphans", action="store_true")
     d.add_argument("-v", "--volumes", action="store_true", help="also remove named volumes")
     d.add_argument("-t", "--timeout", type=int, default=None)
+
+    ps = sub.add_parser("ps", help="list the containers")
+    ps.add_argument("service_names", nargs="*", metavar="SERVICE")
+    ps.add_argument("-a", "--all", action="store_true", help="also containers that are not running")
+    ps.add_argument("--format", choices=("table", "json"), default="table")
+
+    lg = sub.add_parser("logs", help="show the containers' output")
+    lg.add_argument("service_names", nargs="*", metavar="SERVICE")
+    lg.add_argument("-f", "--follow", action="store_true")
+    lg.add_argument("-t", "--timestamps", action="store_true")
+    lg.add_argument("--tail", default="all", metavar="N", help="the last N lines of each container")
+
+    ex = sub.add_parser("exec", help="run a command in a running container")
+    ex.add_argument("service", metavar="SERVICE")
+    ex.add_argument("argv", nargs=argparse.REMAINDER, metavar="COMMAND")
+    ex.add_argument("--index", type=int, default=1, help="which replica (default 1)")
+    ex.add_argument("-e", "--env", dest="exec_env", action="append", default=[], metavar="KEY=VAL")
+    ex.add_argument("-u", "--user")
+    ex.add_argument("-T", "--no-TTY", dest="no_tty", action="store_true",
+                    help="accepted; no TTY is ever given")
+
+    for verb, text in (("stop", "stop containers"), ("start", "start stopped containers"),
+                       ("restart", "restart containers"), ("kill", "send a signal to containers")):
+        v = sub.add_parser(verb, parents=[progress], help=text)
+        v.add_argument("service_names", nargs="*", metavar="SERVICE")
+        if verb in ("stop", "restart"):
+            v.add_argument("-t", "--timeout", type=int, default=None, help="seconds before killing")
+        if verb == "kill":
+            v.add_argument("-s", "--signal", default="SIGKILL")
+
+    pt = sub.add_parser("port", help="print where a container port is published")
+    pt.add_argument("service", metavar="SERVICE")
+    pt.add_argument("port", metavar="PRIVATE_PORT")
+    pt.add_argument("--protocol", choices=("tcp", "udp"), default="tcp")
+    pt.add_argument("--index", type=int, default=1)
+
+    st = sub.add_parser("stats", help="show the containers' resource use")
+    st.add_argument("service_names", nargs="*", metavar="SERVICE")
+    st.add_argument("--format", choices=("table", "json"), default="table")
+    st.add_argument("--no-stream", action="store_true", help="accepted; stats are always one sample")
     return p
 
 
 def project_options(args: argparse.Namespace, environ: dict[str, str], cwd: str) -> ProjectOptions:
     services = tuple(getattr(args, "service_names", []) or [])
+    if getattr(args, "service", None):
+        services += (args.service,)
     return ProjectOptions(
         files=tuple(args.files), project_name=args.project_name, project_directory=args.project_directory,
         env_files=tuple(args.env_files), envs=tuple(args.envs), profiles=tuple(args.profiles),
@@ -90,8 +143,10 @@ def project_options(args: argparse.Namespace, environ: dict[str, str], cwd: str)
 
 
 def run(argv: Sequence[str], environ: dict[str, str] | None = None, cwd: str | None = None,
-        out: TextIO | None = None, err: TextIO | None = None) -> int:
-    """Run one command; return its exit code. ``out``/``err`` default to stdout/stderr."""
+        out: TextIO | None = None, err: TextIO | None = None, *, host: HostDriver | None = None,
+        clock: Clock | None = None) -> int:
+    """Run one command; return its exit code. ``out``/``err`` default to stdout/stderr; ``host``
+    defaults to this machine's (``stackd.daemon.service.default_host``), ``clock`` to the real one."""
     from stackd.cli import commands
 
     stdout = out if out is not None else sys.stdout
@@ -104,7 +159,7 @@ def run(argv: Sequence[str], environ: dict[str, str] | None = None, cwd: str | N
     env = dict(os.environ if environ is None else environ)
     options = project_options(args, env, cwd or os.getcwd())
     try:
-        return commands.dispatch(args, options, stdout, stderr)
+        return commands.dispatch(args, options, stdout, stderr, commands.Runtime(host, clock))
     except StackdError as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:
             print(f"error: {line}", file=stderr)

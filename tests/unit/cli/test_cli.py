@@ -11,12 +11,14 @@ import pytest
 import yaml
 
 from stackd.cli.main import run
+from stackd.drivers.fakehost import FakeHost
 from tests.conftest import REPO
 
 
-def stack(args: list[str], cwd: Path, environ: dict[str, str] | None = None) -> tuple[int, str, str]:
+def stack(args: list[str], cwd: Path, environ: dict[str, str] | None = None,
+          host: FakeHost | None = None) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
-    code = run(args, environ=environ or {}, cwd=str(cwd), out=out, err=err)
+    code = run(args, environ=environ or {}, cwd=str(cwd), out=out, err=err, host=host)
     return code, out.getvalue(), err.getvalue()
 
 
@@ -152,13 +154,25 @@ def test_graph_formats(example: Path) -> None:
     assert code == 0 and mermaid.startswith("graph") and "web" in mermaid
 
 
-def test_up_dry_run_prints_the_plan_and_up_alone_changes_nothing(example: Path) -> None:
-    code, out, err = stack(["up", "--dry-run"], example)
+def test_up_dry_run_prints_the_plan_and_changes_nothing(example: Path) -> None:
+    host = FakeHost()
+    code, out, err = stack(["up", "--dry-run"], example, host=host)
     assert code == 0, err
     for resource in ("service:web:1", "service:db:1", "service:cache:1", "volume:dbdata", "group:background"):
         assert resource in out
-    code, out, err = stack(["up"], example)
-    assert code == 1 and "--dry-run" in err
+    assert {m for m, _ in host.calls} <= {"list_containers", "list_networks", "list_volumes", "list_groups",
+                                          "image_id"}
+
+
+def test_without_a_host_driver_the_runtime_verbs_say_so(example: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from stackd.daemon import service
+
+    monkeypatch.setattr(service, "REALHOST_MODULE", "stackd.drivers.no_such_module_here")
+    for verb in (["up", "--dry-run"], ["ps"], ["down"]):
+        code, out, err = stack(verb, example)
+        assert code == 1 and out == ""
+        assert "no host driver" in err and "Traceback" not in err
 
 
 def test_unknown_command_line_option_is_exit_2(example: Path) -> None:

@@ -1,0 +1,413 @@
+"""``StackService``: the verbs of ``stack`` (``up``, ``down``, ``ps``, ``logs``, ``exec``, ``stop``,
+``start``, ``restart``, ``kill``, ``port``, ``stats``), carried out in-process over an injected
+``HostDriver``. The daemon will serve the same methods; the CLI calls them directly for now.
+
+Each verb has a method of its name taking the project (``ProjectOptions``) and an options class
+of its name (``up`` / ``UpOptions``). ``up`` loads the stack, observes the host, plans against
+what it observed, executes and records what it applied; with nothing to change it does nothing.
+``down`` works without a stack file when the project is named (``-p``). Warnings go to the
+``warn`` sink; progress ``Event``s to the ``progress`` callback of each call. Runtime problems are
+``StackdError``s whose message names the service; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import cast
+
+import anyio
+import anyio.to_thread
+
+from stackd.drivers.cgroups.usage import CgroupUsage
+from stackd.drivers.host import ContainerRecord, ExecResult, HostDriver
+from stackd.errors import Problem, SpecError, StackdError
+from stackd.execute import Clock, Event, HealthWaiter, Outcome, Result, SystemClock, execute
+from stackd.execute.readiness import wait_ready
+from stackd.graph import build, closure
+from stackd.observe import (
+    ContainerStatus,
+    ContainerUsage,
+    LogEntry,
+    UsageSource,
+    follow_entries,
+    observe,
+    published,
+    read_entries,
+    statuses,
+    usage_row,
+)
+from stackd.plan import Observed, Plan, plan, plan_down
+from stackd.plan import names as plan_names
+from stackd.plan.lifecycle import plan_restart, plan_start, plan_stop
+from stackd.plan.options import DownOptions as PlanDownOptions
+from stackd.plan.options import UpOptions as PlanUpOptions
+from stackd.spec.discover import check_project_name
+from stackd.spec.loader import Loaded, load
+from stackd.spec.models import Stack
+from stackd.spec.options import ProjectOptions
+
+__all__ = [
+    "Applied", "DownOptions", "ExecOptions", "HostDriver", "KillOptions", "LogsOptions", "PortOptions",
+    "PsOptions", "RestartOptions", "StackService", "StartOptions", "StatsOptions", "StopOptions",
+    "UpOptions", "default_host",
+]
+
+REALHOST_MODULE = "stackd.drivers.realhost"
+
+
+def default_host() -> HostDriver:
+    """The host driver of this machine (``RealHost.from_env()``), or a clear error when this
+    build has none."""
+    try:
+        module = importlib.import_module(REALHOST_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name != REALHOST_MODULE:
+            raise
+        raise StackdError("this build of stackd has no host driver yet (stackd.drivers.realhost is "
+                          "missing), so it cannot look at or change the host") from None
+    factory = cast(Callable[[], HostDriver], module.RealHost.from_env)
+    return factory()
+
+
+# ---------------------------------------------------------------------------------------- options
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpOptions(PlanUpOptions):
+    """The planner's options plus: ``dry_run`` (plan only), ``wait`` (after starting, wait until
+    every container runs and is healthy), ``wait_timeout`` (seconds, for every wait)."""
+
+    dry_run: bool = False
+    wait: bool = False
+    wait_timeout: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DownOptions(PlanDownOptions):
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class PsOptions:
+    services: tuple[str, ...] = ()
+    all: bool = False
+    """also containers that are not running"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogsOptions:
+    services: tuple[str, ...] = ()
+    follow: bool = False
+    timestamps: bool = False
+    tail: int | None = None
+    since: datetime | None = None
+    """only lines written at or after this time"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecOptions:
+    service: str
+    command: tuple[str, ...]
+    index: int = 1
+    env: Mapping[str, str] = field(default_factory=dict)
+    user: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StopOptions:
+    services: tuple[str, ...] = ()
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StartOptions:
+    services: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class RestartOptions:
+    services: tuple[str, ...] = ()
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class KillOptions:
+    services: tuple[str, ...] = ()
+    signal: str = "SIGKILL"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PortOptions:
+    service: str
+    port: int
+    protocol: str = "tcp"
+    index: int = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatsOptions:
+    services: tuple[str, ...] = ()
+    interval: float = 1.0
+    """seconds between the two samples the CPU share is computed from"""
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What a changing verb did: its plan and the result (``None`` for a dry run); ``wait_errors``:
+    containers that did not become ready for ``up --wait``."""
+
+    project: str
+    plan: Plan
+    result: Result | None = None
+    wait_errors: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return not self.plan.empty
+
+    @property
+    def ok(self) -> bool:
+        return (self.result is None or self.result.ok) and not self.wait_errors
+
+
+def _ignore(_: Event) -> None:
+    pass
+
+
+# ---------------------------------------------------------------------------------------- service
+
+
+class StackService:
+    """The verbs over one host. ``parallel``: host calls at once; ``poll_interval``: seconds
+    between looks at a container that is awaited; ``recorder`` receives every applied plan."""
+
+    def __init__(self, host: HostDriver, *, clock: Clock | None = None, parallel: int = 8,
+                 poll_interval: float = 0.5, warn: Callable[[str], None] | None = None,
+                 recorder: Callable[[Applied], None] | None = None,
+                 loader: Callable[[ProjectOptions], Loaded] = load) -> None:
+        self.host = host
+        self.clock: Clock = clock or SystemClock()
+        self.parallel = parallel
+        self.health = HealthWaiter(host, self.clock, poll_interval=poll_interval)
+        self.warn = warn or (lambda _: None)
+        self.applied: list[Applied] = []
+        self.recorder = recorder or self.applied.append
+        self.loader = loader
+
+    # ------------------------------------------------------------------ loading and looking
+
+    async def load(self, project: ProjectOptions) -> Stack:
+        loaded = await anyio.to_thread.run_sync(self.loader, project)
+        for w in loaded.warnings:
+            self.warn(w.render())
+        return loaded.stack
+
+    async def project(self, project: ProjectOptions) -> tuple[str, Stack | None]:
+        """The project's name and stack; without any stack file, a project named with ``-p`` has
+        no stack (enough for the verbs that only look at what exists)."""
+        try:
+            stack = await self.load(project)
+        except SpecError as exc:
+            no_file = all(p.message.startswith("no stack file found") for p in exc.problems)
+            if not (no_file and project.project_name and not project.files):
+                raise
+            return check_project_name(project.project_name, "-p"), None
+        return stack.name, stack
+
+    async def records(self, project: str) -> list[ContainerRecord]:
+        found = await anyio.to_thread.run_sync(self.host.list_containers, project)
+        return [r for r in found if r.project == project]
+
+    async def observe(self, project: str, stack: Stack | None = None) -> Observed:
+        refs = [plan_names.image_ref(stack.name, s) for s in stack.services.values()] if stack else []
+        return await anyio.to_thread.run_sync(lambda: observe(project, self.host, images=refs))
+
+    async def run(self, the_plan: Plan, stack: Stack | None, progress: Callable[[Event], None],
+                  wait_timeout: float | None = None) -> Result:
+        result = await execute(the_plan, stack, self.host, limiter=anyio.CapacityLimiter(self.parallel),
+                               progress=progress, health=self.health, clock=self.clock,
+                               wait_timeout=wait_timeout)
+        for w in result.warnings:
+            self.warn(w)
+        return result
+
+    @staticmethod
+    def _check_services(stack: Stack | None, services: tuple[str, ...]) -> None:
+        if stack is None:
+            return
+        unknown = [s for s in services if s not in stack.services]
+        if unknown:
+            raise SpecError([Problem(f"no such service: {s}", hint=f"services: {', '.join(stack.services)}")
+                             for s in unknown])
+
+    # ------------------------------------------------------------------ changing verbs
+
+    async def up(self, project: ProjectOptions, options: UpOptions | None = None,
+                 progress: Callable[[Event], None] = _ignore) -> Applied:
+        opt = options or UpOptions()
+        stack = await self.load(project)
+        self._check_services(stack, opt.services)
+        the_plan = plan(stack, await self.observe(stack.name, stack), opt)
+        for w in the_plan.warnings:
+            self.warn(w)
+        if opt.dry_run:
+            return Applied(stack.name, the_plan)
+        result = Result() if the_plan.empty else await self.run(the_plan, stack, progress, opt.wait_timeout)
+        wait_errors: tuple[str, ...] = ()
+        if opt.wait and result.ok:
+            scope = closure(build(stack), opt.services, deps=not opt.no_deps) if opt.services else set(
+                stack.services)
+            wait_errors = await wait_ready(stack, scope, self.health, clock=self.clock, progress=progress,
+                                           timeout=opt.wait_timeout)
+        applied = Applied(stack.name, the_plan, result, wait_errors)
+        self.recorder(applied)
+        return applied
+
+    async def down(self, project: ProjectOptions, options: DownOptions | None = None,
+                   progress: Callable[[Event], None] = _ignore) -> Applied:
+        opt = options or DownOptions()
+        name, stack = await self.project(project)
+        the_plan = plan_down(stack, await self.observe(name, stack), opt)
+        for w in the_plan.warnings:
+            self.warn(w)
+        if opt.dry_run:
+            return Applied(name, the_plan)
+        result = Result() if the_plan.empty else await self.run(the_plan, stack, progress)
+        applied = Applied(name, the_plan, result)
+        self.recorder(applied)
+        return applied
+
+    async def stop(self, project: ProjectOptions, options: StopOptions | None = None,
+                   progress: Callable[[Event], None] = _ignore) -> Applied:
+        opt = options or StopOptions()
+        name, stack = await self.project(project)
+        self._check_services(stack, opt.services)
+        the_plan = plan_stop(stack, await self.observe(name), opt.services, opt.timeout)
+        return Applied(name, the_plan, await self.run(the_plan, stack, progress))
+
+    async def start(self, project: ProjectOptions, options: StartOptions | None = None,
+                    progress: Callable[[Event], None] = _ignore) -> Applied:
+        opt = options or StartOptions()
+        name, stack = await self.project(project)
+        self._check_services(stack, opt.services)
+        observed = await self.observe(name)
+        missing = [s for s in opt.services if not any(c.service == s for c in observed.containers)]
+        if missing:
+            raise StackdError(f"service {missing[0]} has no container to start (run `stack up` first)")
+        the_plan = plan_start(stack, observed, opt.services)
+        return Applied(name, the_plan, await self.run(the_plan, stack, progress))
+
+    async def restart(self, project: ProjectOptions, options: RestartOptions | None = None,
+                      progress: Callable[[Event], None] = _ignore) -> Applied:
+        opt = options or RestartOptions()
+        name, stack = await self.project(project)
+        self._check_services(stack, opt.services)
+        the_plan = plan_restart(stack, await self.observe(name), opt.services, opt.timeout)
+        return Applied(name, the_plan, await self.run(the_plan, stack, progress))
+
+    async def kill(self, project: ProjectOptions, options: KillOptions | None = None,
+                   progress: Callable[[Event], None] = _ignore) -> Result:
+        """Send a signal to every running container of the services, all at once."""
+        opt = options or KillOptions()
+        name, stack = await self.project(project)
+        self._check_services(stack, opt.services)
+        targets = [r for r in await self.records(name) if r.state in {"running", "paused"}
+                   and (not opt.services or r.service in opt.services)]
+        outcomes: dict[str, Outcome] = {}
+
+        async def one(r: ContainerRecord) -> None:
+            op = f"kill service:{r.service}:{r.number}"
+            event = Event(resource=f"service:{r.service}:{r.number}", action="kill", status="working",
+                          message=opt.signal, time=self.clock.wall(), name=r.name)
+            progress(event)
+            try:
+                await anyio.to_thread.run_sync(self.host.kill_container, r.name, opt.signal)
+            except StackdError as exc:
+                outcomes[op] = Outcome(op, "failed", str(exc))
+                progress(replace(event, status="error", message=str(exc), time=self.clock.wall()))
+            else:
+                outcomes[op] = Outcome(op, "done")
+                progress(replace(event, status="done", time=self.clock.wall()))
+
+        async with anyio.create_task_group() as tg:
+            for r in targets:
+                tg.start_soon(one, r)
+        return Result(outcomes=tuple(outcomes[k] for k in sorted(outcomes)))
+
+    # ------------------------------------------------------------------ looking verbs
+
+    async def ps(self, project: ProjectOptions, options: PsOptions | None = None) -> list[ContainerStatus]:
+        opt = options or PsOptions()
+        name, stack = await self.project(project)
+        self._check_services(stack, opt.services)
+        return statuses(await self.records(name), opt.services, everything=opt.all)
+
+    async def logs(self, project: ProjectOptions, options: LogsOptions | None = None,
+                   emit: Callable[[LogEntry], None] = lambda _: None) -> None:
+        """Hand the lines of the services' containers to ``emit`` (merged by time; with ``follow``,
+        as they come, until every container has stopped)."""
+        opt = options or LogsOptions()
+        name, stack = await self.project(project)
+        self._check_services(stack, opt.services)
+        chosen = [r for r in await self.records(name) if not opt.services or r.service in opt.services]
+        chosen.sort(key=lambda r: (r.service, r.number))
+        if opt.follow:
+            await follow_entries(self.host, chosen, emit, tail=opt.tail, since=opt.since,
+                                 timestamps=opt.timestamps)
+            return
+        entries = await anyio.to_thread.run_sync(
+            lambda: read_entries(self.host, chosen, tail=opt.tail, since=opt.since,
+                                 timestamps=opt.timestamps))
+        for entry in entries:
+            emit(entry)
+
+    async def _container(self, project: ProjectOptions, service: str, index: int) -> ContainerRecord:
+        name, stack = await self.project(project)
+        self._check_services(stack, (service,))
+        for r in await self.records(name):
+            if r.service == service and r.number == index:
+                return r
+        raise StackdError(f"service {service} has no container number {index} (is the stack up?)")
+
+    async def exec(self, project: ProjectOptions, options: ExecOptions) -> ExecResult:
+        record = await self._container(project, options.service, options.index)
+        if record.state != "running":
+            raise StackdError(f"service {options.service}: container {record.name} is {record.state}, "
+                              "not running (start it with `stack start`)")
+        return await anyio.to_thread.run_sync(lambda: self.host.exec_in(
+            record.name, options.command, env=dict(options.env) or None, user=options.user))
+
+    async def port(self, project: ProjectOptions, options: PortOptions) -> str:
+        """``host_ip:port`` where the container's port is published."""
+        record = await self._container(project, options.service, options.index)
+        found = published(record, options.port, options.protocol)
+        if not found:
+            raise StackdError(f"service {options.service}: port {options.port}/{options.protocol} is not "
+                              "published (add it to the service's ports)")
+        return found[0].address
+
+    async def stats(self, project: ProjectOptions,
+                    options: StatsOptions | None = None) -> list[ContainerUsage]:
+        opt = options or StatsOptions()
+        if not isinstance(self.host, UsageSource):
+            raise StackdError("this host driver cannot report resource usage")
+        source: UsageSource = self.host
+        name, stack = await self.project(project)
+        self._check_services(stack, opt.services)
+        chosen = sorted((r for r in await self.records(name) if r.state in {"running", "paused"}
+                         and (not opt.services or r.service in opt.services)),
+                        key=lambda r: (r.service, r.number))
+
+        def sample() -> list[CgroupUsage | None]:
+            return [source.container_stats(r.name) for r in chosen]
+
+        first = await anyio.to_thread.run_sync(sample)
+        began = self.clock.now()
+        await self.clock.sleep(opt.interval)
+        second = await anyio.to_thread.run_sync(sample)
+        seconds = self.clock.now() - began
+        return [usage_row(r.name, r.service, a, b, seconds)
+                for r, a, b in zip(chosen, first, second, strict=True)]

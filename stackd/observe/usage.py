@@ -1,0 +1,48 @@
+"""What ``stats`` shows: a container's CPU, memory and process use, from two usage samples.
+
+A host that can report usage offers ``container_stats(name)`` (``UsageSource``; not every
+``HostDriver`` does). The CPU share is the CPU time used between two samples over the wall time
+between them. Pure: the caller takes the samples; nothing here asks the host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from stackd.drivers.cgroups.usage import CgroupUsage
+
+
+@runtime_checkable
+class UsageSource(Protocol):
+    def container_stats(self, name: str) -> CgroupUsage | None:
+        """The container's usage now, ``None`` when it has no cgroup (not running)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ContainerUsage:
+    """One row of ``stack stats``; ``None`` where the host does not account it."""
+
+    name: str
+    service: str
+    cpu_percent: float | None
+    memory_bytes: int | None
+    memory_limit: int | None
+    pids: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "service": self.service, "cpu_percent": self.cpu_percent,
+                "memory_bytes": self.memory_bytes, "memory_limit": self.memory_limit, "pids": self.pids}
+
+
+def usage_row(name: str, service: str, first: CgroupUsage | None, second: CgroupUsage | None,
+              seconds: float) -> ContainerUsage:
+    """A row from two samples taken ``seconds`` apart (the second one's memory and pids)."""
+    now = second or first or CgroupUsage()
+    cpu: float | None = None
+    if first is not None and second is not None and first.cpu_ns is not None and second.cpu_ns is not None \
+            and seconds > 0:
+        cpu = max(second.cpu_ns - first.cpu_ns, 0) / (seconds * 1e9) * 100.0
+    return ContainerUsage(name=name, service=service, cpu_percent=cpu, memory_bytes=now.memory_bytes,
+                          memory_limit=now.memory_limit, pids=now.pids)
