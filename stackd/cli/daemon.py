@@ -1,4 +1,4 @@
-"""Entry point of the ``stackd`` daemon (the reconciler comes with the daemon issue)."""
+"""Entry point of the ``stackd`` daemon (the reconciling daemon is the next step; see docs)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,6 @@ import sys
 
 
 def main() -> None:
-    print("stackd: the daemon is not part of this build yet; `stack up --dry-run` shows what it would do",
-          file=sys.stderr)
+    print("stackd: the reconciling daemon is not part of this build yet; `stack up` converges once, "
+          "in-process, as Compose does", file=sys.stderr)
     sys.exit(1)
