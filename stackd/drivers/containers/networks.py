@@ -87,7 +87,11 @@ class Networks:
             if existing.get(name) != chosen:
                 self.store.put_subnet(StoredSubnet.from_mapping(chosen.to_record()))
         links.ensure_bridge(self.bridge(name), chosen.interface)
-        links.enable_ip_forward()
+        before = links.enable_ip_forward()
+        saved = self.layout.ip_forward_file
+        if not saved.exists():
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(saved, before.encode())
         meta = {"name": name, "key": key, "project": project, "bridge": self.bridge(name),
                 "internal": internal, "subnet": str(chosen.subnet)}
         path = self.layout.network_file(project, name)
@@ -103,11 +107,23 @@ class Networks:
             raise PermanentDriverError(f"network {name} is still used by {', '.join(sorted(leases))}: remove "
                                        "those containers first")
         links.remove_bridge(self.bridge(name))
+        self._restore_ip_forward()
         self.store.remove_subnet(name)
         for res in self.store.resources(project, "network"):
             if res.name == name:
                 self.store.remove_resource("network", project, res.key)
         self.layout.network_file(project, name).unlink(missing_ok=True)
+
+    def _restore_ip_forward(self) -> None:
+        """When the last of stackd's bridges is gone, put ``ip_forward`` back as it was found, so
+        that ``down`` leaves the host as it was before ``up``."""
+        saved = self.layout.ip_forward_file
+        if not saved.exists() or any(s.kind == "bridge" for s in links.list_links(self.naming)):
+            return
+        value = saved.read_text().strip()
+        if value in ("0", "1"):
+            links.write_sysctl("net.ipv4.ip_forward", value)
+        saved.unlink(missing_ok=True)
 
     def internal(self, project: str, name: str) -> bool:
         try:

@@ -163,5 +163,10 @@ class HostLayout:
     def conmon_pid_file(self, name: str) -> Path:
         return self.run_dir / "pids" / f"{name}.conmon.pid"
 
+    @property
+    def ip_forward_file(self) -> Path:
+        """The value ``net.ipv4.ip_forward`` had before stackd's first network turned it on."""
+        return self.run_dir / "ip_forward.before"
+
     def lock_file(self, project: str) -> Path:
         return self.run_dir / "locks" / f"{project}.lock"

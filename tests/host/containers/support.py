@@ -140,6 +140,7 @@ class Snapshot:
     cgroups: frozenset[str]
     tables: frozenset[str]
     processes: frozenset[int]
+    ip_forward: frozenset[str]
 
     @classmethod
     def take(cls, work: Path, cgroup_root: str) -> Snapshot:
@@ -158,11 +159,12 @@ class Snapshot:
                             if Path(m, cgroup_root.lstrip("/")).exists())
         tables = frozenset(line.strip() for line in _run("nft", "list", "tables").splitlines()
                            if NAMING.is_table(line.strip().split()[-1]))
-        return cls(links, netns, mounts, cgroups, tables, frozenset(processes_with(str(work))))
+        ip_forward = frozenset([Path("/proc/sys/net/ipv4/ip_forward").read_text().strip()])
+        return cls(links, netns, mounts, cgroups, tables, frozenset(processes_with(str(work))), ip_forward)
 
     def difference(self, other: Snapshot) -> dict[str, list[str]]:
         out = {}
-        for name in ("links", "netns", "mounts", "cgroups", "tables", "processes"):
+        for name in ("links", "netns", "mounts", "cgroups", "tables", "processes", "ip_forward"):
             mine, theirs = getattr(self, name), getattr(other, name)
             if mine != theirs:
                 out[name] = sorted(f"+{x}" for x in theirs - mine) + sorted(f"-{x}" for x in mine - theirs)
