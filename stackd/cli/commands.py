@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import anyio
 import yaml
 
+from stackd.cli import images
 from stackd.errors import Problem, SpecError
 from stackd.spec.discover import available_envs, discover
 from stackd.spec.loader import Loaded, load
@@ -363,7 +364,7 @@ def stats(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: T
     return 0
 
 
-_VERBS = {"config": config, "envs": envs, "graph": graph}
+_VERBS = {"config": config, "envs": envs, "graph": graph, **images.VERBS}
 _RUNTIME_VERBS = {"up": up, "down": down, "ps": ps, "logs": logs, "exec": exec_, "port": port, "stats": stats,
                   "stop": lifecycle, "start": lifecycle, "restart": lifecycle, "kill": lifecycle}
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from stackd import __version__
+from stackd.cli import images
 from stackd.errors import StackdError
 from stackd.spec.options import ProjectOptions
 
@@ -129,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("service_names", nargs="*", metavar="SERVICE")
     st.add_argument("--format", choices=("table", "json"), default="table")
     st.add_argument("--no-stream", action="store_true", help="accepted; stats are always one sample")
+
+    images.add_parsers(sub)
     return p
 
 

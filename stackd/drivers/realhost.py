@@ -189,12 +189,10 @@ class RealHost:
                 raise
             raise PermanentDriverError(f"service {service}: cannot build image {ref}: this stackd has no "
                                        "image builder; build the image elsewhere and import it") from None
-        built = builder.build_image(
-            self.parts.images, self.runtime(), context=Path(build.context),
-            dockerfile=build.dockerfile_inline if build.dockerfile_inline is not None else build.dockerfile,
-            target=build.target, build_args={k: v for k, v in build.args.items() if v is not None},
-            labels={k: v for k, v in build.labels.items() if v is not None}, tags=[ref, *build.tags],
-            no_cache=bool(build.no_cache), limits=self.limits())
+        from stackd.drivers.builder.request import build_kwargs
+
+        built = builder.build_image(self.parts.images, self.runtime(), limits=self.limits(),
+                                    **build_kwargs(stack.services[service], [ref]))
         return str(built.id)
 
     # ------------------------------------------------------------------------------ groups

@@ -6,7 +6,7 @@ value (``QIX:`` or ``- QIX``) takes its value from the project's variables, or s
 ``environment``, then values from earlier env files. Labels work the same way: ``labels`` >
 later ``label_file`` > earlier one. After folding, ``env_file`` and ``label_file`` are dropped
 from the tree: their contents now live in ``environment``/``labels`` and so in the service's
-config hash. Relative file paths are read from ``base_dir`` (the project directory).
+config hash. ``build.args`` without a value are taken from the project's variables likewise. Relative file paths are read from ``base_dir`` (the project directory).
 Works on the merged canonical tree; reads the files; changes nothing.
 """
 
@@ -108,7 +108,21 @@ def _fold_service(name: str, svc: Map, env: Mapping[str, str], base_dir: str, pr
     out = svc.derive((k, v) for k, v in svc.items() if k not in ("env_file", "label_file"))
     _fold_environment(name, svc, out, env=env, base_dir=base_dir, problems=problems)
     _fold_labels(name, svc, out, env=env, base_dir=base_dir, problems=problems)
+    _resolve_build_args(svc, out, env=env)
     return out
+
+
+def _resolve_build_args(svc: Map, out: Map, *, env: Mapping[str, str]) -> None:
+    """``build.args`` written without a value take it from the project's variables, as Compose
+    does; one that is not set anywhere stays without a value (the Dockerfile's ARG default applies)."""
+    build = svc.get("build")
+    args = build.get("args") if isinstance(build, Map) else None
+    if not isinstance(build, Map) or not isinstance(args, Map) or all(v is not None for v in args.values()):
+        return
+    resolved = args.derive((k, env.get(k) if v is None else v) for k, v in args.items())
+    new_build = build.derive(build.items())
+    new_build["args"] = resolved
+    out["build"] = new_build
 
 
 def fold_env_files(tree: Map, env: Mapping[str, str], base_dir: str,

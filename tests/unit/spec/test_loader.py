@@ -371,3 +371,13 @@ def test_missing_secret_file_is_an_error_at_its_line(tmp_path: Path) -> None:
     problem = error_in(tmp_path, "compose.yaml").problems[0]
     assert problem.message == "secret file not found: " + str(tmp_path / "gone.txt")
     assert problem.path == "secrets.s.file" and problem.pos is not None and problem.pos.line == 7
+
+
+def test_build_args_without_value_come_from_the_project_variables(tmp_path: Path) -> None:
+    (tmp_path / "stack.yaml").write_text(
+        "services:\n  app:\n    build:\n      context: .\n      args: [FROM_DOTENV, FROM_SHELL, UNSET, SET=x]\n")
+    (tmp_path / ".env").write_text("FROM_DOTENV=d\n")
+    loaded = load(ProjectOptions(cwd=str(tmp_path), environ={"FROM_SHELL": "s"}))
+    build = loaded.stack.services["app"].build
+    assert build is not None
+    assert dict(build.args) == {"FROM_DOTENV": "d", "FROM_SHELL": "s", "UNSET": None, "SET": "x"}
