@@ -9,7 +9,8 @@ storage and configuration in the same temporary directory (cgroupfs, runc, file 
 nofile limit this machine allows), so the host's podman setup is not touched.
 
 podman builds with ``--network=host``, as stackd's RUN steps run in the host's network namespace
-(same work, and no netavark firewall tables left on the host). "cold" means an empty build cache with the base image present (podman: ``--no-cache``);
+(same work, and no netavark firewall tables left on the host). "cold" means an empty build cache
+with the base image present (podman: ``--no-cache``);
 "cached" means the same build again with nothing changed.
 """
 
@@ -152,10 +153,9 @@ def run(tmp: Path, repeat: int, with_podman: bool) -> None:
                 for name in EXAMPLES:
                     context = str(REPO / "examples" / name)
                     tag = f"localhost/bench/{name}:latest"
-                    cold = [timed(partial(podman, "build", "--network=host", "--no-cache", "--pull=never", "-t", tag, context))
-                            for _ in range(repeat)]
-                    cached = [timed(partial(podman, "build", "--network=host", "--pull=never", "-t", tag, context))
-                              for _ in range(repeat)]
+                    build = partial(podman, "build", "--network=host", "--pull=never", "-t", tag)
+                    cold = [timed(partial(build, "--no-cache", context)) for _ in range(repeat)]
+                    cached = [timed(partial(build, context)) for _ in range(repeat)]
                     theirs[name] = (cold, cached)
             except subprocess.CalledProcessError as exc:
                 podman_note = f"podman build failed: {exc.stderr.decode(errors='replace').strip()[-300:]}"
