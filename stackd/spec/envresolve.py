@@ -6,7 +6,8 @@ value (``QIX:`` or ``- QIX``) takes its value from the project's variables, or s
 ``environment``, then values from earlier env files. Labels work the same way: ``labels`` >
 later ``label_file`` > earlier one. After folding, ``env_file`` and ``label_file`` are dropped
 from the tree: their contents now live in ``environment``/``labels`` and so in the service's
-config hash. ``build.args`` without a value are taken from the project's variables likewise. Relative file paths are read from ``base_dir`` (the project directory).
+config hash. ``build.args`` without a value are taken from the project's variables likewise.
+Relative file paths are read from ``base_dir`` (the project directory).
 Works on the merged canonical tree; reads the files; changes nothing.
 """
 

@@ -375,7 +375,8 @@ def test_missing_secret_file_is_an_error_at_its_line(tmp_path: Path) -> None:
 
 def test_build_args_without_value_come_from_the_project_variables(tmp_path: Path) -> None:
     (tmp_path / "stack.yaml").write_text(
-        "services:\n  app:\n    build:\n      context: .\n      args: [FROM_DOTENV, FROM_SHELL, UNSET, SET=x]\n")
+        "services:\n  app:\n    build:\n      context: .\n"
+        "      args: [FROM_DOTENV, FROM_SHELL, UNSET, SET=x]\n")
     (tmp_path / ".env").write_text("FROM_DOTENV=d\n")
     loaded = load(ProjectOptions(cwd=str(tmp_path), environ={"FROM_SHELL": "s"}))
     build = loaded.stack.services["app"].build
