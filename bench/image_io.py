@@ -119,6 +119,7 @@ def main() -> None:
             store = ImageStore(tmp / f"store{i}")
             imports.append(timed(partial(import_archive, store, archive)))
             exports.append(timed(partial(export_archive, store, NAME, tmp / f"out{i}.tar")))
+        archive_size = archive.stat().st_size
         store_size = du(tmp / "store0")
         export_size = (tmp / "out0.tar").stat().st_size
         theirs: tuple[list[float], list[float]] | None = None
@@ -141,7 +142,7 @@ def main() -> None:
                 finally:
                     podman.teardown()
     med = statistics.median
-    print(f"root filesystem: {mb(archive.stat().st_size)} archive (bootstrap took {t_boot:.1f} s)")
+    print(f"root filesystem: {mb(archive_size)} archive (bootstrap took {t_boot:.1f} s)")
     print(f"store after import: {mb(store_size)}; export archive: {mb(export_size)}; median of {args.repeat}")
     print(f"{'':8} {'stackd':>9} {'podman':>9} {'ratio':>6}")
     for label, ours, idx in (("import", imports, 0), ("export", exports, 1)):
