@@ -234,7 +234,10 @@ def _with_digests(stack: Stack, env: Mapping[str, str], project_dir: str) -> Sta
         new = {}
         for name, spec in getattr(stack, section).items():
             digest = _digest(spec.model_dump(exclude_none=True), env, project_dir)
-            new[name] = spec.model_copy(update={"digest": digest}) if digest else spec
+            update: dict[str, Any] = {"digest": digest} if digest else {}
+            if spec.environment is not None:
+                update["value"] = env.get(spec.environment, "")
+            new[name] = spec.model_copy(update=update) if update else spec
         updates[section] = new
     return stack.model_copy(update=updates)
 

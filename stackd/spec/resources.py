@@ -92,7 +92,7 @@ def _one_source(kind: str, obj: Any, keys: tuple[str, ...]) -> None:
 
 
 class Secret(_External):
-    """A top-level secret. ``digest`` is filled by the loader from the content, never read from YAML."""
+    """A top-level secret. ``digest`` (and ``value``) are filled by the loader, never read from YAML."""
 
     name: str | None = None
     environment: str | None = None
@@ -103,6 +103,9 @@ class Secret(_External):
     driver_opts: Options = Field(default_factory=dict)
     template_driver: str | None = None
     digest: str | None = None
+    value: str | None = Field(default=None, exclude=True, repr=False)
+    """For an ``environment:`` source: the variable's value as the loader saw it (``.env`` included),
+    so the container gets what was digested. Filled by the loader; never dumped or printed."""
 
     @model_validator(mode="after")
     def _source(self) -> Secret:
@@ -111,7 +114,7 @@ class Secret(_External):
 
 
 class Config(_External):
-    """A top-level config. ``digest`` is filled by the loader from the content, never read from YAML."""
+    """A top-level config. ``digest`` (and ``value``) are filled by the loader, never read from YAML."""
 
     name: str | None = None
     content: str | None = None
@@ -121,6 +124,9 @@ class Config(_External):
     labels: KVMap = Field(default_factory=dict)
     template_driver: str | None = None
     digest: str | None = None
+    value: str | None = Field(default=None, exclude=True, repr=False)
+    """For an ``environment:`` source: the variable's value as the loader saw it (``.env`` included),
+    so the container gets what was digested. Filled by the loader; never dumped or printed."""
 
     @model_validator(mode="after")
     def _source(self) -> Config:

@@ -29,8 +29,8 @@ Path = tuple[str | int, ...]
 
 # fields of the models that are filled by stackd and never read from a file
 _INTERNAL: dict[type[BaseModel], frozenset[str]] = {
-    Stack: frozenset({"groups"}), Service: frozenset({"name"}), Secret: frozenset({"digest"}),
-    Config: frozenset({"digest"}),
+    Stack: frozenset({"groups"}), Service: frozenset({"name"}), Secret: frozenset({"digest", "value"}),
+    Config: frozenset({"digest", "value"}),
 }
 # fields written by ``to_compose_dict`` even when left at their default (Compose's ``config`` shows them)
 _SHOWN: dict[type[BaseModel], frozenset[str]] = {
@@ -196,7 +196,9 @@ def _pre_checks(tree: Map) -> tuple[list[Problem], list[Warning_]]:
             if key != "groups":
                 problems.append(Problem(f"unknown key `{key}`", ext.where(key), f"x-stackd.{key}",
                                         did_you_mean(key, ["groups"]) or "x-stackd has only `groups`"))
-    for section, field in (("services", "name"), ("secrets", "digest"), ("configs", "digest")):
+    internal = (("services", "name"), ("secrets", "digest"), ("secrets", "value"), ("configs", "digest"),
+                ("configs", "value"))
+    for section, field in internal:
         entries = tree.get(section)
         if isinstance(entries, Map):
             for name, spec in entries.items():

@@ -382,3 +382,15 @@ def test_build_args_without_value_come_from_the_project_variables(tmp_path: Path
     build = loaded.stack.services["app"].build
     assert build is not None
     assert dict(build.args) == {"FROM_DOTENV": "d", "FROM_SHELL": "s", "UNSET": None, "SET": "x"}
+
+
+def test_a_secret_from_a_variable_carries_the_value_the_loader_saw(tmp_path: Path) -> None:
+    (tmp_path / "stack.yaml").write_text(
+        "services:\n  app:\n    image: x\n    secrets: [token]\n"
+        "secrets:\n  token:\n    environment: TOKEN\n")
+    (tmp_path / ".env").write_text("TOKEN=from-dotenv\n")
+    loaded = load(ProjectOptions(cwd=str(tmp_path), environ={}))
+    secret = loaded.stack.secrets["token"]
+    assert secret.value == "from-dotenv" and secret.digest
+    assert "from-dotenv" not in repr(secret) and "value" not in secret.model_dump()
+    assert "from-dotenv" not in str(to_compose_dict(loaded.stack))
