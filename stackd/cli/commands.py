@@ -2,8 +2,9 @@
 
 Verbs share their name with their options class (``up`` / ``UpOptions``). The verbs that look at
 or change the host call ``stackd.daemon.service.StackService`` over the host driver ``run`` was
-given (this machine's by default) and render what it returns: progress events, tables, JSON
-lines, logs. Printing happens here and nowhere below this layer.
+given (this machine's by default, which needs root: one line says so before anything else) and
+render what it returns: progress events, tables, JSON lines, logs. ``up`` without ``-d`` follows
+the logs until interrupted (``attached``). Printing happens here and nowhere below this layer.
 """
 
 from __future__ import annotations
@@ -11,14 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
 import yaml
 
-from stackd.cli import images
+from stackd.cli import attached, images
 from stackd.errors import Problem, SpecError
 from stackd.spec.discover import available_envs, discover
 from stackd.spec.loader import Loaded, load
@@ -26,9 +26,8 @@ from stackd.spec.options import ProjectOptions
 from stackd.spec.validate import to_compose_dict
 
 if TYPE_CHECKING:
-    from stackd.daemon.service import HostDriver, StackService
+    from stackd.daemon.service import Applied, HostDriver, StackService
     from stackd.execute import Clock, Event, Result
-    from stackd.observe import LogEntry
 
 _BaseDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
@@ -176,10 +175,11 @@ class Runtime:
     host: HostDriver | None = None
     clock: Clock | None = None
 
-    def service(self, err: TextIO) -> StackService:
+    def service(self, err: TextIO, verb: str) -> StackService:
+        """The service over the host (this machine's needs root for ``stack <verb>``)."""
         from stackd.daemon.service import StackService, default_host
 
-        return StackService(self.host if self.host is not None else default_host(), clock=self.clock,
+        return StackService(self.host if self.host is not None else default_host(verb), clock=self.clock,
                             warn=lambda text: print(f"warning: {text}", file=err))
 
 
@@ -198,7 +198,7 @@ def _report(result: Result | None, err: TextIO, wait_errors: tuple[str, ...] = (
 
 def up(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO,
        rt: Runtime) -> int:
-    from stackd.daemon.service import LogsOptions, StopOptions, UpOptions
+    from stackd.daemon.service import UpOptions
 
     services = tuple(args.service_names)
     up_options = UpOptions(services=services, remove_orphans=args.remove_orphans,
@@ -206,29 +206,25 @@ def up(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: Text
                            no_deps=args.no_deps, scale=_scale(args.scale), build=args.build,
                            no_build=args.no_build, dry_run=args.dry_run, wait=args.wait,
                            wait_timeout=args.wait_timeout)
-    service = rt.service(err)
+    service = rt.service(err, "up")
     progress = Progress(args.progress, err)
-    began = service.clock.wall()
+
+    def report(applied: Applied) -> int:
+        if not applied.changed:
+            print(f"nothing to do: {applied.project} is up to date", file=err)
+        return _report(applied.result, err, applied.wait_errors)
+
+    if not (args.detach or args.wait or args.dry_run):
+        return anyio.run(lambda: attached.up_attached(
+            service, options, up_options, out=out, err=err, progress=progress, report=report,
+            report_stop=lambda stopped: _report(stopped.result, err)))
     applied = anyio.run(service.up, options, up_options, progress)
     if args.dry_run:
         the_plan = applied.plan
         json_text = json.dumps(the_plan.to_dict(), indent=2) + "\n"
         out.write(json_text if args.format == "json" else the_plan.render())
         return 0
-    if not applied.changed:
-        print(f"nothing to do: {applied.project} is up to date", file=err)
-    code = _report(applied.result, err, applied.wait_errors)
-    if code or args.detach or args.wait:
-        return code
-    try:  # attached: show what the containers write from now on, until they have all stopped
-        anyio.run(service.logs, options, LogsOptions(services=services, follow=True, since=began),
-                  _printer(out))
-    except KeyboardInterrupt:
-        print("Gracefully stopping... (press Ctrl+C again to force)", file=err)
-        stopped = anyio.run(service.stop, options, StopOptions(services=services), progress)
-        _report(stopped.result, err)
-        return 130
-    return 0
+    return report(applied)
 
 
 def down(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO,
@@ -237,7 +233,7 @@ def down(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: Te
 
     down_options = DownOptions(remove_orphans=args.remove_orphans, volumes=args.volumes, timeout=args.timeout,
                                dry_run=args.dry_run)
-    applied = anyio.run(rt.service(err).down, options, down_options, Progress(args.progress, err))
+    applied = anyio.run(rt.service(err, "down").down, options, down_options, Progress(args.progress, err))
     if args.dry_run:
         out.write(applied.plan.render())
         return 0
@@ -250,7 +246,7 @@ def lifecycle(args: argparse.Namespace, options: ProjectOptions, out: TextIO, er
     from stackd.daemon import service as svc
 
     services = tuple(args.service_names)
-    s = rt.service(err)
+    s = rt.service(err, args.command)
     progress = Progress(args.progress, err)
     if args.command == "kill":
         return _report(anyio.run(s.kill, options, svc.KillOptions(services=services, signal=args.signal),
@@ -276,7 +272,7 @@ def ps(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: Text
        rt: Runtime) -> int:
     from stackd.daemon.service import PsOptions
 
-    rows = anyio.run(rt.service(err).ps, options,
+    rows = anyio.run(rt.service(err, "ps").ps, options,
                      PsOptions(services=tuple(args.service_names), all=args.all))
     if args.format == "json":
         for r in rows:
@@ -285,13 +281,6 @@ def ps(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: Text
     _table([["NAME", "SERVICE", "STATUS", "PORTS"]] +
            [[r.name, r.service, r.status, ", ".join(r.ports)] for r in rows], out)
     return 0
-
-
-def _printer(out: TextIO) -> Callable[[LogEntry], None]:
-    def emit(entry: LogEntry) -> None:
-        out.write(f"{entry.container}  | {entry.line.text}\n")
-        out.flush()
-    return emit
 
 
 def logs(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO,
@@ -304,7 +293,7 @@ def logs(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: Te
     opts = LogsOptions(services=tuple(args.service_names), follow=args.follow, timestamps=args.timestamps,
                        tail=tail)
     try:
-        anyio.run(rt.service(err).logs, options, opts, _printer(out))
+        anyio.run(rt.service(err, "logs").logs, options, opts, attached.printer(out))
     except KeyboardInterrupt:
         return 130
     return 0
@@ -317,7 +306,7 @@ def exec_(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: T
     if not args.argv:
         raise SpecError(Problem("exec needs a command to run", hint="stack exec SERVICE COMMAND [ARG...]"))
     env = dict(item.partition("=")[::2] for item in args.exec_env)
-    result = anyio.run(rt.service(err).exec, options,
+    result = anyio.run(rt.service(err, "exec").exec, options,
                        ExecOptions(service=args.service, command=tuple(args.argv), index=args.index,
                                    env=env, user=args.user))
     out.write(result.stdout.decode("utf-8", errors="replace"))
@@ -334,7 +323,7 @@ def port(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: Te
         raise SpecError(Problem(f"PRIVATE_PORT must be a port number, got {args.port!r}"))
     opts = PortOptions(service=args.service, port=int(number), protocol=protocol or args.protocol,
                        index=args.index)
-    out.write(anyio.run(rt.service(err).port, options, opts) + "\n")
+    out.write(anyio.run(rt.service(err, "port").port, options, opts) + "\n")
     return 0
 
 
@@ -352,7 +341,8 @@ def stats(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: T
           rt: Runtime) -> int:
     from stackd.daemon.service import StatsOptions
 
-    rows = anyio.run(rt.service(err).stats, options, StatsOptions(services=tuple(args.service_names)))
+    opts = StatsOptions(services=tuple(args.service_names))
+    rows = anyio.run(rt.service(err, "stats").stats, options, opts)
     if args.format == "json":
         for r in rows:
             out.write(json.dumps(r.to_dict()) + "\n")

@@ -1,7 +1,8 @@
 """The ``stack`` command line: parse argv, call the service functions, print, exit.
 
 This is the only layer that prints, reads argv or exits the process. Every user mistake ends as
-a message on stderr with exit code 2 and no traceback; the commands' work lives in
+a message on stderr with exit code 2 and no traceback; a problem at run time (also one raised in
+tasks that ran side by side) as its message with exit code 1. The commands' work lives in
 ``stackd.cli.commands``.
 """
 
@@ -164,11 +165,27 @@ def run(argv: Sequence[str], environ: dict[str, str] | None = None, cwd: str | N
     try:
         return commands.dispatch(args, options, stdout, stderr, commands.Runtime(host, clock))
     except StackdError as exc:
-        for line in str(exc).splitlines() or [type(exc).__name__]:
-            print(f"error: {line}", file=stderr)
-        return exc.exit_code
+        return _say(exc, stderr)
+    except BaseExceptionGroup as group:  # errors of tasks that ran side by side
+        errors = _leaves(group)
+        if not all(isinstance(e, StackdError) for e in errors):
+            raise
+        return max(_say(e, stderr) for e in errors if isinstance(e, StackdError))
     except BrokenPipeError:
         return 0
+
+
+def _say(exc: StackdError, err: TextIO) -> int:
+    for line in str(exc).splitlines() or [type(exc).__name__]:
+        print(f"error: {line}", file=err)
+    return exc.exit_code
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
 
 
 def main() -> None:

@@ -3,24 +3,42 @@
 ``HostDriver``. The daemon will serve the same methods; the CLI calls them directly for now.
 
 Each verb has a method of its name taking the project (``ProjectOptions``) and an options class
-of its name (``up`` / ``UpOptions``). ``up`` loads the stack, observes the host, plans against
-what it observed, executes and records what it applied; with nothing to change it does nothing.
-``down`` works without a stack file when the project is named (``-p``). Warnings go to the
-``warn`` sink; progress ``Event``s to the ``progress`` callback of each call. Runtime problems are
-``StackdError``s whose message names the service; nothing here prints.
+of its name (``up`` / ``UpOptions``, in ``options``). ``up`` loads the stack, checks that the host
+can run containers, observes the host, plans against what it observed, checks the plan (images
+present, host ports free: ``preflight``), executes and records what it applied; with nothing to
+change it does nothing. ``start`` and ``restart`` check the host too. ``down`` works without a
+stack file when the project is named (``-p``). ``ps`` brings the health of running containers
+up to date first (``HealthWaiter.refresh``: one probe when the last result is older than the
+healthcheck's interval). Warnings go to the ``warn`` sink; progress ``Event``s to the
+``progress`` callback of each call. Runtime problems are ``StackdError``s whose message names
+the service; nothing here prints.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import replace
 from typing import cast
 
 import anyio
 import anyio.to_thread
 
+from stackd.daemon import preflight
+from stackd.daemon.options import (
+    Applied,
+    DownOptions,
+    ExecOptions,
+    KillOptions,
+    LogsOptions,
+    PortOptions,
+    PsOptions,
+    RestartOptions,
+    StartOptions,
+    StatsOptions,
+    StopOptions,
+    UpOptions,
+)
 from stackd.drivers.cgroups.usage import CgroupUsage
 from stackd.drivers.host import ContainerRecord, ExecResult, HostDriver
 from stackd.errors import Problem, SpecError, StackdError
@@ -31,7 +49,6 @@ from stackd.observe import (
     ContainerStatus,
     ContainerUsage,
     LogEntry,
-    UsageSource,
     follow_entries,
     observe,
     published,
@@ -42,8 +59,6 @@ from stackd.observe import (
 from stackd.plan import Observed, Plan, plan, plan_down
 from stackd.plan import names as plan_names
 from stackd.plan.lifecycle import plan_restart, plan_start, plan_stop
-from stackd.plan.options import DownOptions as PlanDownOptions
-from stackd.plan.options import UpOptions as PlanUpOptions
 from stackd.spec.discover import check_project_name
 from stackd.spec.loader import Loaded, load
 from stackd.spec.models import Stack
@@ -58,9 +73,10 @@ __all__ = [
 REALHOST_MODULE = "stackd.drivers.realhost"
 
 
-def default_host() -> HostDriver:
+def default_host(verb: str = "") -> HostDriver:
     """The host driver of this machine (``RealHost.from_env()``), or a clear error when this
-    build has none."""
+    build has none. With ``verb`` (``up``), one line saying that ``stack <verb>`` needs root comes
+    first when not root: nothing of the host is touched before."""
     try:
         module = importlib.import_module(REALHOST_MODULE)
     except ModuleNotFoundError as exc:
@@ -68,109 +84,10 @@ def default_host() -> HostDriver:
             raise
         raise StackdError("this build of stackd has no host driver yet (stackd.drivers.realhost is "
                           "missing), so it cannot look at or change the host") from None
+    if verb:
+        cast(Callable[[str], None], module.require_root)(verb)
     factory = cast(Callable[[], HostDriver], module.RealHost.from_env)
     return factory()
-
-
-# ---------------------------------------------------------------------------------------- options
-
-
-@dataclass(frozen=True, kw_only=True)
-class UpOptions(PlanUpOptions):
-    """The planner's options plus: ``dry_run`` (plan only), ``wait`` (after starting, wait until
-    every container runs and is healthy), ``wait_timeout`` (seconds, for every wait)."""
-
-    dry_run: bool = False
-    wait: bool = False
-    wait_timeout: float | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class DownOptions(PlanDownOptions):
-    dry_run: bool = False
-
-
-@dataclass(frozen=True, kw_only=True)
-class PsOptions:
-    services: tuple[str, ...] = ()
-    all: bool = False
-    """also containers that are not running"""
-
-
-@dataclass(frozen=True, kw_only=True)
-class LogsOptions:
-    services: tuple[str, ...] = ()
-    follow: bool = False
-    timestamps: bool = False
-    tail: int | None = None
-    since: datetime | None = None
-    """only lines written at or after this time"""
-
-
-@dataclass(frozen=True, kw_only=True)
-class ExecOptions:
-    service: str
-    command: tuple[str, ...]
-    index: int = 1
-    env: Mapping[str, str] = field(default_factory=dict)
-    user: str | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class StopOptions:
-    services: tuple[str, ...] = ()
-    timeout: float | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class StartOptions:
-    services: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, kw_only=True)
-class RestartOptions:
-    services: tuple[str, ...] = ()
-    timeout: float | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class KillOptions:
-    services: tuple[str, ...] = ()
-    signal: str = "SIGKILL"
-
-
-@dataclass(frozen=True, kw_only=True)
-class PortOptions:
-    service: str
-    port: int
-    protocol: str = "tcp"
-    index: int = 1
-
-
-@dataclass(frozen=True, kw_only=True)
-class StatsOptions:
-    services: tuple[str, ...] = ()
-    interval: float = 1.0
-    """seconds between the two samples the CPU share is computed from"""
-
-
-@dataclass(frozen=True)
-class Applied:
-    """What a changing verb did: its plan and the result (``None`` for a dry run); ``wait_errors``:
-    containers that did not become ready for ``up --wait``."""
-
-    project: str
-    plan: Plan
-    result: Result | None = None
-    wait_errors: tuple[str, ...] = ()
-
-    @property
-    def changed(self) -> bool:
-        return not self.plan.empty
-
-    @property
-    def ok(self) -> bool:
-        return (self.result is None or self.result.ok) and not self.wait_errors
 
 
 def _ignore(_: Event) -> None:
@@ -250,11 +167,14 @@ class StackService:
         opt = options or UpOptions()
         stack = await self.load(project)
         self._check_services(stack, opt.services)
+        if not opt.dry_run:
+            await preflight.check_host(self.host)
         the_plan = plan(stack, await self.observe(stack.name, stack), opt)
         for w in the_plan.warnings:
             self.warn(w)
         if opt.dry_run:
             return Applied(stack.name, the_plan)
+        await preflight.check_plan(self.host, stack, the_plan)
         result = Result() if the_plan.empty else await self.run(the_plan, stack, progress, opt.wait_timeout)
         wait_errors: tuple[str, ...] = ()
         if opt.wait and result.ok:
@@ -293,6 +213,7 @@ class StackService:
         opt = options or StartOptions()
         name, stack = await self.project(project)
         self._check_services(stack, opt.services)
+        await preflight.check_host(self.host)
         observed = await self.observe(name)
         missing = [s for s in opt.services if not any(c.service == s for c in observed.containers)]
         if missing:
@@ -305,6 +226,7 @@ class StackService:
         opt = options or RestartOptions()
         name, stack = await self.project(project)
         self._check_services(stack, opt.services)
+        await preflight.check_host(self.host)
         the_plan = plan_restart(stack, await self.observe(name), opt.services, opt.timeout)
         return Applied(name, the_plan, await self.run(the_plan, stack, progress))
 
@@ -340,10 +262,15 @@ class StackService:
     # ------------------------------------------------------------------ looking verbs
 
     async def ps(self, project: ProjectOptions, options: PsOptions | None = None) -> list[ContainerStatus]:
+        """The rows of the services' containers; the health of running ones is brought up to
+        date first (without a stack file, the last recorded results are shown)."""
         opt = options or PsOptions()
         name, stack = await self.project(project)
         self._check_services(stack, opt.services)
-        return statuses(await self.records(name), opt.services, everything=opt.all)
+        records = [r for r in await self.records(name) if not opt.services or r.service in opt.services]
+        if stack is not None:
+            records = await self.health.refresh(stack, records)
+        return statuses(records, opt.services, everything=opt.all)
 
     async def logs(self, project: ProjectOptions, options: LogsOptions | None = None,
                    emit: Callable[[LogEntry], None] = lambda _: None) -> None:
@@ -392,9 +319,7 @@ class StackService:
     async def stats(self, project: ProjectOptions,
                     options: StatsOptions | None = None) -> list[ContainerUsage]:
         opt = options or StatsOptions()
-        if not isinstance(self.host, UsageSource):
-            raise StackdError("this host driver cannot report resource usage")
-        source: UsageSource = self.host
+        source = self.host
         name, stack = await self.project(project)
         self._check_services(stack, opt.services)
         chosen = sorted((r for r in await self.records(name) if r.state in {"running", "paused"}

@@ -9,13 +9,16 @@ removing a running one; exec in a stopped one. Removing what is absent is not an
 
 Tests steer it: ``fail(method, target)`` injects a failure, ``exits_on_start`` makes a service's
 containers exit by themselves (at once, or after some ``list_containers`` calls), ``script_exec``
-scripts the results of ``exec_in`` (healthchecks), ``set_state``/``set_health`` change a
-container behind stackd's back, ``write_log`` appends to a container's log (k8s-file format, when
-a ``log_dir`` is given), ``script_usage`` feeds ``container_stats``. It records every call in
-``calls`` (stops' arguments in ``stopped_with``, commands in ``execs``) and counts calls in
-flight (``max_in_flight``); ``hook`` runs at the start of every call, outside the lock, so a
-test can hold calls to see how many run at once. Thread-safe: the
-executor calls it from worker threads. It never touches the host.
+scripts the results of ``exec_in`` (healthchecks), ``set_state``/``set_health``/``set_restarting``
+change a container behind stackd's back, ``write_log`` appends to a container's log (k8s-file
+format, when a ``log_dir`` is given), ``script_usage`` feeds ``container_stats``, ``occupy``
+makes a host port busy as a listening process would (containers publishing it are refused, as
+are two containers publishing the same port), ``problems`` lists what the host lacks
+(``host_problems``) and ``image_healthchecks`` gives images a ``HEALTHCHECK``. It records
+every call in ``calls`` (stops' arguments in ``stopped_with``, ``None`` for a signal left to the
+driver; commands in ``execs``) and counts calls in flight (``max_in_flight``); ``hook`` runs at
+the start of every call, outside the lock, so a test can hold calls to see how many run at
+once. Thread-safe: the executor calls it from worker threads. It never touches the host.
 """
 
 from __future__ import annotations
@@ -24,14 +27,24 @@ import dataclasses
 import hashlib
 import itertools
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from stackd.drivers.cgroups.usage import CgroupUsage
-from stackd.drivers.host import ContainerRecord, ContainerState, ExecResult, Health, ResourceRecord
+from stackd.drivers.containers import ports as port_rules
+from stackd.drivers.containers.info import PortInfo
+from stackd.drivers.host import (
+    ContainerRecord,
+    ContainerState,
+    ExecResult,
+    Health,
+    HealthRecord,
+    ResourceRecord,
+)
+from stackd.drivers.images.config import Healthcheck as ImageHealthcheck
 from stackd.errors import DriverError, PermanentDriverError
 from stackd.plan import names
 from stackd.spec.models import Stack
@@ -64,7 +77,7 @@ class FakeHost:
         self.volumes: dict[tuple[str, str], ResourceRecord] = {}  # (project, host name)
         self.groups: dict[tuple[str, str], ResourceRecord] = {}  # (project, key)
         self.calls: list[tuple[str, str]] = []
-        self.stopped_with: dict[str, tuple[float, str]] = {}  # container -> (timeout, signal), last stop
+        self.stopped_with: dict[str, tuple[float, str | None]] = {}  # container -> (timeout, signal)
         self.execs: list[tuple[str, tuple[str, ...]]] = []  # (container, argv) of every exec_in
         self.in_flight = 0
         self.max_in_flight = 0
@@ -76,6 +89,10 @@ class FakeHost:
         self._exec: dict[str, list[ExecResult]] = {}  # service or container name -> results
         self._usage: dict[str, list[CgroupUsage]] = {}
         self._ticks = itertools.count(1)
+        self._busy: list[port_rules.Socket] = []
+        self._published: dict[str, tuple[PortInfo, ...]] = {}  # container -> the ports it publishes
+        self.problems: list[str] = []
+        self.image_healthchecks: dict[str, ImageHealthcheck] = {}  # image reference -> its HEALTHCHECK
         self._pids = itertools.count(1000)
 
     # ------------------------------------------------------------------------------ steering
@@ -109,6 +126,14 @@ class FakeHost:
     def set_health(self, name: str, health: Health) -> None:
         with self._lock:
             self._replace(name, health=health)
+
+    def set_restarting(self, name: str, restarting: bool = True) -> None:
+        with self._lock:
+            self._replace(name, restarting=restarting)
+
+    def occupy(self, port: int, protocol: str = "tcp", address: str = "0.0.0.0") -> None:
+        """A process of the host listens on ``address:port`` from now on."""
+        self._busy.append(port_rules.Socket(protocol, address, port))
 
     def write_log(self, name: str, text: str, stream: str = "stdout", when: datetime | None = None) -> None:
         """Append a line to the log of container ``name`` (needs ``log_dir``), written ``when``
@@ -166,6 +191,26 @@ class FakeHost:
     def _exited(self, name: str, code: int) -> None:
         self._replace(name, state="exited", exit_code=code, pid=None, finished_at=self._now().isoformat())
         self._countdown.pop(name, None)
+
+    # ------------------------------------------------------------------------------ the host
+
+    def host_problems(self) -> list[str]:
+        with self._call("host_problems", ""):
+            return list(self.problems)
+
+    def port_conflicts(self, stack: Stack, containers: Sequence[tuple[str, str]], *,
+                       replacing: Collection[str] = ()) -> list[str]:
+        with self._call("port_conflicts", stack.name):
+            return self._conflicts(stack, containers, replacing)
+
+    def _conflicts(self, stack: Stack, containers: Sequence[tuple[str, str]],
+                   replacing: Collection[str]) -> list[str]:
+        going = set(replacing) | {name for _, name in containers}
+        owners = {n: f"container {n}" + ("" if c.project == stack.name else f" of stack {c.project}")
+                  for n, c in self.containers.items() if n not in going}
+        claims = [port_rules.Claim(owners[n], p) for n, ports in self._published.items() if n in owners
+                  for p in ports]
+        return port_rules.stack_conflicts(stack, containers, claims=claims, sockets=self._busy)
 
     # ------------------------------------------------------------------------------ images
 
@@ -260,12 +305,14 @@ class FakeHost:
             group = names.service_group(svc)
             if group and (stack.name, group) not in self.groups:
                 raise PermanentDriverError(f"group {group} does not exist")
-            ports = tuple(f"{p.host_ip or '0.0.0.0'}:{p.published}->{p.target}/{p.protocol}"
-                          for p in svc.ports if p.published)
+            taken = self._conflicts(stack, [(service, name)], ())
+            if taken:
+                raise PermanentDriverError("\n".join(taken))
+            ports = self._published[name] = port_rules.published_by(stack, service)
             self.containers[name] = ContainerRecord(
                 name=name, project=stack.name, service=service, number=number, config_hash=config_hash,
                 config_parts=dict(config_parts), image_id=image_id, group=group, addresses=addresses,
-                ports=ports)
+                ports=tuple(p.render() for p in ports), image_healthcheck=self.image_healthchecks.get(image))
 
     def start_container(self, name: str) -> None:
         with self._call("start_container", name):
@@ -273,7 +320,8 @@ class FakeHost:
             if record.state in {"running", "paused"}:
                 raise PermanentDriverError(f"container {name} is already running")
             self._replace(name, state="running", exit_code=None, pid=next(self._pids),
-                          started_at=self._now().isoformat(), finished_at=None,
+                          started_at=self._now().isoformat(), finished_at=None, last_health=None,
+                          health="none" if record.last_health else record.health, restarting=False,
                           restarts=record.restarts + (1 if record.started_at else 0))
             script = self._scripted(self._exits, record)
             if isinstance(script, _Exit):
@@ -282,7 +330,7 @@ class FakeHost:
                 else:
                     self._countdown[name] = script.after_lists
 
-    def stop_container(self, name: str, *, timeout: float, signal: str) -> None:
+    def stop_container(self, name: str, *, timeout: float, signal: str | None = None) -> None:
         with self._call("stop_container", name):
             record = self._get(name)
             if record.state not in {"running", "paused"}:
@@ -308,6 +356,7 @@ class FakeHost:
             if record.state in {"running", "paused"}:
                 raise PermanentDriverError(f"container {name} is running: stop it first")
             del self.containers[name]
+            self._published.pop(name, None)
 
     def list_containers(self, project: str | None = None) -> list[ContainerRecord]:
         with self._call("list_containers", project or ""):
@@ -333,6 +382,11 @@ class FakeHost:
     def log_path(self, name: str) -> str:
         base = self.log_dir if self.log_dir is not None else Path("/nonexistent/stackd-fake-logs")
         return str(base / f"{name}.log")
+
+    def record_health(self, name: str, record: HealthRecord) -> None:
+        with self._call("record_health", name):
+            self._get(name)
+            self._replace(name, health=record.status, last_health=record)
 
     # ------------------------------------------------------------------------------ usage
 

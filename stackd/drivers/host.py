@@ -6,18 +6,40 @@ implementation composes the narrow drivers (images, runtime + monitor, network, 
 volumes) and the store; ``stackd.drivers.fakehost`` is an in-memory twin for unit tests of the
 layers above. Methods are idempotent where the name says ``ensure``; ``remove_*`` of something
 absent is not an error. Foreign failures surface as ``stackd.errors.DriverError`` subclasses.
+
+Besides carrying out operations, a host answers the questions asked before anything is changed
+(``host_problems``: what it lacks to run containers at all; ``port_conflicts``: which host
+ports that new containers would publish are taken), keeps the last healthcheck result of each
+container (``record_health``; reported back on its ``ContainerRecord``) and reports resource use
+(``container_stats``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from stackd.drivers.cgroups.usage import CgroupUsage
+from stackd.drivers.images.config import Healthcheck as ImageHealthcheck
 from stackd.spec.models import Stack
 
 ContainerState = Literal["created", "running", "paused", "exited", "dead"]
 Health = Literal["none", "starting", "healthy", "unhealthy"]
+
+
+@dataclass(frozen=True)
+class HealthRecord:
+    """The last healthcheck result of a container: its health after that probe (Docker's rules:
+    ``starting`` until the first pass, ``unhealthy`` after ``retries`` failures in a row), how
+    many probes failed in a row, the probe's output (shortened), when it ran (ISO 8601, UTC), and
+    the ``started_at`` of the run it belongs to (a result of an earlier run does not count)."""
+
+    status: Health
+    failing_streak: int
+    output: str
+    checked_at: str
+    started_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +65,12 @@ class ContainerRecord:
     """network key → IPv4 address"""
     ports: Sequence[str] = ()
     """published ports as ``host_ip:published->target/proto``"""
+    last_health: HealthRecord | None = None
+    """the last healthcheck result recorded for this run of the container (``health`` follows it)"""
+    restarting: bool = False
+    """exited, and a restart is scheduled (its restart policy's backoff has not run out)"""
+    image_healthcheck: ImageHealthcheck | None = None
+    """the healthcheck of the container's image (a service's own settings go over it)"""
 
 
 @dataclass(frozen=True)
@@ -63,6 +91,20 @@ class ResourceRecord:
 
 
 class HostDriver(Protocol):
+    # the host itself ---------------------------------------------------------------------------
+    def host_problems(self) -> list[str]:
+        """What this host lacks to run containers (root, kernel features, tools), one line
+        each naming the feature and what to do; empty when nothing is missing."""
+        ...
+
+    def port_conflicts(self, stack: Stack, containers: Sequence[tuple[str, str]], *,
+                       replacing: Collection[str] = ()) -> list[str]:
+        """Why the host ports that the new ``containers`` (``(service, container name)`` pairs)
+        would publish cannot be published: each a line naming the service, the port and what
+        holds it (a process listening on it, another container publishing it, or another of the
+        new containers); containers named in ``replacing`` are about to go and hold nothing."""
+        ...
+
     # images ------------------------------------------------------------------------------------
     def image_id(self, ref: str) -> str | None: ...
     def build_image(self, stack: Stack, service: str, ref: str) -> str: ...
@@ -82,10 +124,21 @@ class HostDriver(Protocol):
     def create_container(self, stack: Stack, service: str, number: int, name: str, *, image: str,
                          config_hash: str, config_parts: Mapping[str, str]) -> None: ...
     def start_container(self, name: str) -> None: ...
-    def stop_container(self, name: str, *, timeout: float, signal: str) -> None: ...
+    def stop_container(self, name: str, *, timeout: float, signal: str | None = None) -> None:
+        """Send ``signal`` (``None``: the container's own stop signal, from its service or else
+        its image's ``StopSignal``), wait up to ``timeout`` seconds, then SIGKILL."""
+        ...
+
     def kill_container(self, name: str, signal: str) -> None: ...
     def remove_container(self, name: str, *, volumes: bool) -> None: ...
     def list_containers(self, project: str | None = None) -> list[ContainerRecord]: ...
     def exec_in(self, name: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
                 user: str | None = None, timeout: float | None = None) -> ExecResult: ...
     def log_path(self, name: str) -> str: ...
+    def record_health(self, name: str, record: HealthRecord) -> None:
+        """Keep ``record`` as the container's last healthcheck result (until its next run)."""
+        ...
+
+    def container_stats(self, name: str) -> CgroupUsage | None:
+        """The container's resource use now; ``None`` when it has no cgroup (not running)."""
+        ...

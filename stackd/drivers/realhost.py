@@ -1,31 +1,36 @@
 """``RealHost``: the ``HostDriver`` of this machine, composing the narrow drivers: images (the
 image store), containers (``stackd.drivers.containers``: overlay root file systems, OCI bundles,
 conmon-monitored processes), networks (bridges, veths, namespaces, IPAM leases kept in the
-store, one nft table per project), cgroup groups, volumes, and the store.
+store, one nft table per project), cgroup groups, volumes, and the store. The project-wide half
+(groups, networks, volumes, ``refresh``) is its base class ``StackResources``.
 
 Layout: see ``stackd.drivers.containers.paths`` (data root ``STACKD_DATA_ROOT`` or
 /var/lib/stackd, run directory ``STACKD_RUN_DIR`` or /run/stackd). The OCI runtime (crun, else
 runc) is found by probing once per boot (the answer is kept in the run directory), lazily, so
-that commands that never touch a container do not pay for it.
+that commands that never touch a container do not pay for it. ``require_root`` is what a
+caller checks before it makes a ``RealHost`` (whose store lives where only root may write);
+``host_problems`` names every kernel feature or tool that is missing (``containers.hostcheck``).
 
 Whenever a container or a network of a project is made or removed, every hosts file of the
 project's containers is rewritten in place (so names follow a recreated container's new address)
 and the project's nft table is rendered and applied in one transaction, under a per-project
-lock file (threads and other stackd processes alike). Every method blocks: the executor calls
-them from worker threads. Nothing here decides what should exist; it does what it is told and
-reports what it finds. Failures are ``DriverError``s that name the service where there is one.
+lock file (threads and other stackd processes alike). A container that publishes ports is
+created under a host-wide lock, after checking that no listening socket and no other container
+holds them (``containers.ports``). Every method blocks: the executor calls them from worker
+threads. Nothing here decides what should exist; it does what it is told and reports what it
+finds. Failures are ``DriverError``s that name the service where there is one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import importlib
 import json
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from datetime import UTC, datetime
 from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
@@ -34,14 +39,16 @@ from stackd import labels
 from stackd.drivers import cgroups
 from stackd.drivers.cgroups.paths import DEFAULT_ROOT as DEFAULT_CGROUP_ROOT
 from stackd.drivers.cgroups.usage import CgroupUsage
-from stackd.drivers.containers import dnsfiles, listing, teardown
+from stackd.drivers.containers import hostcheck, listing, ports, teardown
 from stackd.drivers.containers.create import Assembler, HostFiles, Parts
+from stackd.drivers.containers.health import read_health, write_health
 from stackd.drivers.containers.info import ContainerInfo, read_info
-from stackd.drivers.containers.networks import Networks, write_in_place
+from stackd.drivers.containers.networks import Networks
 from stackd.drivers.containers.paths import DATA_ENV, DEFAULT_DATA_ROOT, DEFAULT_RUN_DIR, RUN_ENV, HostLayout
 from stackd.drivers.containers.process import START_CHECK, Processes
 from stackd.drivers.containers.rootfs import is_mounted, mount_overlay
-from stackd.drivers.host import ContainerRecord, ExecResult, ResourceRecord
+from stackd.drivers.containers.stackres import StackResources
+from stackd.drivers.host import ContainerRecord, ExecResult, HealthRecord
 from stackd.drivers.images import ImageNotFoundError, ImageStore
 from stackd.drivers.images.fsutil import write_atomic
 from stackd.drivers.monitor import exec_in as monitor_exec
@@ -59,9 +66,8 @@ from stackd.drivers.runtime import (
 )
 from stackd.drivers.volumes import VolumeDriver
 from stackd.errors import DriverError, PermanentDriverError
-from stackd.plan import names
 from stackd.spec.models import Stack
-from stackd.store import Store, StoredResource
+from stackd.store import Store
 
 INIT_CANDIDATES = ("/usr/bin/catatonit", "/usr/libexec/podman/catatonit", "/usr/bin/tini-static")
 BUILDER_MODULE = "stackd.drivers.builder"
@@ -72,7 +78,13 @@ def find_init() -> str | None:
     return next((c for c in INIT_CANDIDATES if os.access(c, os.X_OK)), None)
 
 
-class RealHost:
+def require_root(verb: str, euid: int | None = None) -> None:
+    """Refuse, in one line naming the verb, to go on when not root (before anything is touched)."""
+    if (os.geteuid() if euid is None else euid) != 0:
+        raise PermanentDriverError(hostcheck.needs_root(verb))
+
+
+class RealHost(StackResources):
     """This host (implements ``stackd.drivers.host.HostDriver``; also ``container_stats``)."""
 
     def __init__(self, data_root: Path = DEFAULT_DATA_ROOT, run_dir: Path = DEFAULT_RUN_DIR, *,
@@ -89,6 +101,7 @@ class RealHost:
         self._limits: HostLimits | None = None
         self._cgroups: cgroups.CgroupDriver | None = None
         self._init_binary = init_binary
+        self._problems: list[str] | None = None
         self.networks = Networks(self.store, self.layout, naming, pool)
         self.parts = Parts(self.layout, naming, self.store, ImageStore(self.layout.data_root),
                            VolumeDriver(self.layout.volumes_dir), self.networks, self.limits,
@@ -132,42 +145,33 @@ class RealHost:
                 self._limits = probe_host_limits()
             return self._limits
 
-    def cgroups(self) -> cgroups.CgroupDriver:
-        with self._lock:
-            if self._cgroups is None:
-                self._cgroups = cgroups.CgroupDriver(cgroups.detect(), root=self.layout.cgroup_root)
-            return self._cgroups
-
-    # ------------------------------------------------------------------------------ project state
-
-    @contextlib.contextmanager
-    def _project_lock(self, project: str) -> Iterator[None]:
-        path = self.layout.lock_file(project)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a+b") as f:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-    def refresh(self, project: str) -> None:
-        """Rewrite every hosts file of the project's containers and apply its nft table."""
-        with self._project_lock(project):
-            infos = list(listing.infos(self.layout, project))
-            hf = self.parts.host_files
-            host_hosts = hf.read(hf.hosts)
-            for info in infos:
-                if info.network_mode != "join":
-                    write_in_place(self.layout.container(info.name).hosts,
-                                   dnsfiles.hosts_text(info, infos, host_hosts=host_hosts))
-            self.networks.apply_table(project, infos)
-
     def _info(self, name: str) -> ContainerInfo:
         info = read_info(self.layout.container(name).info)
         if info is None:
             raise PermanentDriverError(f"no such container: {name}")
         return info
+
+    # ------------------------------------------------------------------------------ the host
+
+    def host_problems(self) -> list[str]:
+        """What this host lacks to run containers (found once per ``RealHost``)."""
+        with self._lock:
+            if self._problems is None:
+                self._problems = hostcheck.problems(hostcheck.gather())
+            return list(self._problems)
+
+    def port_conflicts(self, stack: Stack, containers: Sequence[tuple[str, str]], *,
+                       replacing: Collection[str] = ()) -> list[str]:
+        sockets = ports.read_sockets()
+        relevant = ports.relevant_sockets(stack, containers, sockets)
+        owners = ports.socket_owners(s.inode for s in relevant) if relevant else {}
+        going = set(replacing) | {name for _, name in containers}
+        infos = list(listing.infos(self.layout))
+        claims = ports.claims_of((i for i in infos if i.name not in going), stack.name)
+        # the nft tables of this host's own projects are covered by their containers' records
+        ours = {self.naming.table(p) for p in {i.project for i in infos} | {stack.name}}
+        claims += ports.nat_claims(ports.read_ruleset(), skip_tables=ours)
+        return ports.stack_conflicts(stack, containers, claims=claims, sockets=relevant, owners=owners)
 
     # ------------------------------------------------------------------------------ images
 
@@ -195,103 +199,19 @@ class RealHost:
                                     **build_kwargs(stack.services[service], [ref]))
         return str(built.id)
 
-    # ------------------------------------------------------------------------------ groups
-
-    def ensure_group(self, stack: Stack, group: str, config_hash: str) -> None:
-        declared = stack.groups.get(group)
-        if declared is None:
-            raise PermanentDriverError(f"group {group} is not declared in stack {stack.name}")
-        limits = cgroups.GroupLimits.of(declared)
-        cg = self.cgroups()
-        cg.ensure_group(stack.name, group, limits)
-        path = self.layout.group_file(stack.name, group)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps(dataclasses.asdict(limits), sort_keys=True).encode())
-        self.store.put_resource(StoredResource("group", stack.name, group, cg.group_path(stack.name, group),
-                                               config_hash))
-
-    def remove_group(self, project: str, group: str) -> None:
-        cg = self.cgroups()
-        cg.remove_group(project, group)
-        self.store.remove_resource("group", project, group)
-        self.layout.group_file(project, group).unlink(missing_ok=True)
-        if not cg.list_groups(project):
-            cg.remove_project(project)
-
-    def list_groups(self, project: str) -> list[ResourceRecord]:
-        cg = self.cgroups()
-        out = []
-        for res in self.store.resources(project, "group"):
-            observed = cg.read_group(project, res.key)
-            if observed is None:
-                continue
-            try:
-                saved = json.loads(self.layout.group_file(project, res.key).read_bytes())
-                wanted = cgroups.GroupLimits(**saved)
-            except (OSError, ValueError, TypeError):
-                wanted = None
-            same = wanted is not None and not cgroups.drift(wanted, observed, cg.page_size)
-            out.append(ResourceRecord(res.key, res.name, res.config_hash if same else ""))
-        return out
-
-    # ------------------------------------------------------------------------------ networks
-
-    def ensure_network(self, stack: Stack, key: str, name: str, config_hash: str) -> None:
-        defn = names.stack_networks(stack).get(key)
-        if names.is_external(defn):
-            if self.store.subnet(name) is None:
-                raise PermanentDriverError(f"external network {name} does not exist (no stack on this host "
-                                           "has created it)")
-            return
-        pools = [p.model_dump(exclude_none=True) for p in defn.ipam.config] if defn and defn.ipam else []
-        driver = names.get(defn, "driver")
-        if driver not in (None, "bridge"):
-            raise PermanentDriverError(f"network {name}: driver {driver!r} is not supported (only bridge)")
-        with self._project_lock(stack.name):
-            self.networks.ensure(stack.name, key, name, pools, internal=bool(names.get(defn, "internal")),
-                                 config_hash=config_hash)
-        self.refresh(stack.name)
-
-    def remove_network(self, project: str, name: str) -> None:
-        with self._project_lock(project):
-            self.networks.remove(project, name)
-        self.refresh(project)
-
-    def list_networks(self, project: str) -> list[ResourceRecord]:
-        return [ResourceRecord(res.key, res.name, res.config_hash if intact else "")
-                for res, intact in self.networks.records(project)]
-
-    # ------------------------------------------------------------------------------ volumes
-
-    def ensure_volume(self, stack: Stack, key: str, name: str) -> None:
-        defn = stack.volumes.get(key)
-        vols = self.parts.volumes
-        if defn is not None and defn.external:
-            if not vols.exists(name):
-                raise PermanentDriverError(f"external volume {name} does not exist")
-            return
-        if defn is not None and (defn.driver not in (None, "local") or defn.driver_opts):
-            raise PermanentDriverError(f"volume {name}: only the local driver without options is supported")
-        given = {k: v for k, v in (defn.labels if defn else {}).items() if v is not None}
-        vols.ensure(name, {**given, labels.PROJECT: stack.name, labels.VOLUME: key})
-        self.store.put_resource(StoredResource("volume", stack.name, key, name))
-
-    def remove_volume(self, project: str, name: str) -> None:
-        self.parts.volumes.remove(name)
-        for res in self.store.resources(project, "volume"):
-            if res.name == name:
-                self.store.remove_resource("volume", project, res.key)
-
-    def list_volumes(self, project: str) -> list[ResourceRecord]:
-        return [ResourceRecord(v.labels[labels.VOLUME], v.name)
-                for v in self.parts.volumes.list(project=project) if labels.VOLUME in v.labels]
-
     # ------------------------------------------------------------------------------ containers
 
     def create_container(self, stack: Stack, service: str, number: int, name: str, *, image: str,
                          config_hash: str, config_parts: Mapping[str, str]) -> None:
-        self.assembler.create(stack, service, number, name, image=image, config_hash=config_hash,
-                              config_parts=dict(config_parts), refresh=lambda: self.refresh(stack.name))
+        publishes = bool(stack.services.get(service) and ports.published_by(stack, service))
+        claim = self._file_lock(self.layout.ports_lock_file) if publishes else contextlib.nullcontext()
+        with claim:  # nobody claims the same ports between the check and the container's record
+            if publishes:
+                problems = self.port_conflicts(stack, [(service, name)])
+                if problems:
+                    raise PermanentDriverError("\n".join(problems))
+            self.assembler.create(stack, service, number, name, image=image, config_hash=config_hash,
+                                  config_parts=dict(config_parts), refresh=lambda: self.refresh(stack.name))
 
     def start_container(self, name: str) -> None:
         info = self._info(name)
@@ -304,11 +224,10 @@ class RealHost:
             self.networks.reattach(info)
         self.processes.start(info)
 
-    def stop_container(self, name: str, *, timeout: float, signal: str) -> None:
+    def stop_container(self, name: str, *, timeout: float, signal: str | None = None) -> None:
         info = self._info(name)
-        if not info.stop_signal_from_service and signal.upper().removeprefix("SIG") in ("TERM", "15"):
-            signal = info.stop_signal  # the image's StopSignal, which the caller does not know
-        self.processes.stop(info, timeout=timeout, signal=signal)
+        # no signal given: the container's own (its service's stop_signal, else its image's StopSignal)
+        self.processes.stop(info, timeout=timeout, signal=signal or info.stop_signal)
 
     def kill_container(self, name: str, signal: str) -> None:
         self.processes.kill(self._info(name), signal)
@@ -334,6 +253,7 @@ class RealHost:
             return []
         states = {str(d.get("id")): d for d in self.runtime().list()}
         stored = {c.name: c for c in self.store.containers(project)}
+        now = datetime.now(UTC)
         out = []
         for info in infos:
             annotations = listing.annotations_of(self.layout, info.name)
@@ -346,7 +266,8 @@ class RealHost:
                 finished = None
             out.append(listing.record(info, annotations, runtime=states.get(info.name),
                                       exit_code=mc.exit_code(), finished=finished,
-                                      stored=stored.get(info.name)))
+                                      stored=stored.get(info.name),
+                                      health=read_health(self.layout.container(info.name).health), now=now))
         return out
 
     def exec_in(self, name: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
@@ -361,6 +282,9 @@ class RealHost:
 
     def log_path(self, name: str) -> str:
         return str(self.layout.container(name).log)
+
+    def record_health(self, name: str, record: HealthRecord) -> None:
+        write_health(self.layout.container(name).health, record)
 
     def container_stats(self, name: str) -> CgroupUsage | None:
         info = read_info(self.layout.container(name).info)

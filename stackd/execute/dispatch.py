@@ -2,7 +2,8 @@
 
 The calls block (they run in worker threads, see ``executor``). Nothing here decides anything
 about desired state: the arguments come from the operation, and from the service's own settings
-in the ``Stack`` where the operation leaves them to it (a stop's grace period and signal). A
+in the ``Stack`` where the operation leaves them to it (a stop's grace period and signal; with
+no ``stop_signal`` the signal is left to the driver, which knows the image's ``StopSignal``). A
 call's result is only interpreted where the driver answers a question (``image_id`` of a
 ``check``: no image is an error). This module never waits, sleeps or reads the clock.
 """
@@ -34,16 +35,16 @@ from stackd.spec.models import Stack
 from stackd.spec.units import parse_duration
 
 DEFAULT_STOP_TIMEOUT = 10.0
-DEFAULT_STOP_SIGNAL = "SIGTERM"
 
 Call = Callable[[], object]
 
 
-def stop_settings(stack: Stack | None, service: str, timeout: float | None) -> tuple[float, str]:
+def stop_settings(stack: Stack | None, service: str, timeout: float | None) -> tuple[float, str | None]:
     """(grace period in seconds, signal) for stopping a container of ``service``: ``timeout`` when
-    given, else the service's ``stop_grace_period``; its ``stop_signal``; Docker's defaults else."""
+    given, else the service's ``stop_grace_period``, else Docker's 10 s; the service's
+    ``stop_signal``, else ``None`` (the container's own: its image's ``StopSignal`` or SIGTERM)."""
     svc = stack.services.get(service) if stack is not None else None
-    signal = (svc.stop_signal if svc is not None else None) or DEFAULT_STOP_SIGNAL
+    signal = (svc.stop_signal if svc is not None else None) or None
     if timeout is not None:
         return timeout, signal
     grace = svc.stop_grace_period if svc is not None else None
@@ -65,14 +66,23 @@ class Target:
         return self.stack
 
 
+def missing_image(service: str, image: str, *, has_build: bool) -> str:
+    """What to say about a service whose image is not in the store."""
+    if has_build:
+        return (f"service {service}: image {image} is not in stackd's store and --no-build forbids "
+                "building it; run without --no-build, or import it with `stack image import`")
+    return (f"service {service}: image {image} is not in stackd's store and the service has no build "
+            "section; import it with `stack image import` or add `build:`")
+
+
 def _image(op: EnsureImage, t: Target) -> None:
     if op.action == "build":
         t.host.build_image(t.need_stack(op), op.service, op.image)
         return
     if t.host.image_id(op.image) is None:
-        raise PermanentDriverError(
-            f"service {op.service}: image {op.image} is not in the image store "
-            "(build it with `stack up --build` or import it)")
+        svc = t.stack.services.get(op.service) if t.stack is not None else None
+        raise PermanentDriverError(missing_image(op.service, op.image,
+                                                 has_build=svc is not None and svc.build is not None))
 
 
 def _create(op: CreateContainer, t: Target) -> None:

@@ -1,7 +1,7 @@
 """``up --wait``: after a plan is carried out, wait until the containers of the services are ready.
 
-Ready is what Compose's ``--wait`` means: a container of a service with a healthcheck is
-healthy; one without a healthcheck is running. A one-shot service that others depend on with
+Ready is what Compose's ``--wait`` means: a container with a healthcheck (its service's or its
+image's) is healthy; one without a healthcheck is running. A one-shot service that others depend on with
 ``service_completed_successfully`` is ready once its containers exited with code 0. Waits go
 through the ``HealthWaiter``; the whole wait is bounded by ``timeout`` (``fail_after``). Returns
 the problems found (empty when all is ready); changes nothing on the host.
@@ -41,7 +41,7 @@ async def wait_ready(stack: Stack, services: Iterable[str], health: HealthWaiter
         try:
             if service in one_shots:
                 reached = await health.completed(stack.name, service, [name])
-            elif HealthSettings.of(stack.services[service].healthcheck) is not None:
+            elif HealthSettings.of_container(stack, records[name]) is not None:
                 reached = await health.healthy(stack, service, [name])
             else:
                 await health.started(stack.name, service, [name])

@@ -6,14 +6,13 @@ changes anything and decides nothing about what should be done.
 from stackd.observe.logs import LogEntry, follow_entries, read_entries
 from stackd.observe.snapshot import observe
 from stackd.observe.status import ContainerStatus, PublishedPort, parse_port, published, statuses
-from stackd.observe.usage import ContainerUsage, UsageSource, usage_row
+from stackd.observe.usage import ContainerUsage, usage_row
 
 __all__ = [
     "ContainerStatus",
     "ContainerUsage",
     "LogEntry",
     "PublishedPort",
-    "UsageSource",
     "follow_entries",
     "observe",
     "parse_port",

@@ -13,11 +13,14 @@ from typing import Any
 from stackd.drivers.host import ContainerRecord
 
 LIVE_STATES = frozenset({"running", "paused"})
+LISTED_STATES = LIVE_STATES | {"restarting"}
+"""what ``ps`` lists without ``--all`` (as ``docker ps`` does)"""
 
 
 @dataclass(frozen=True)
 class ContainerStatus:
-    """One row of ``stack ps``."""
+    """One row of ``stack ps``. ``state`` is the host's, except ``restarting`` for an exited
+    container whose restart is scheduled; ``health`` is ``none`` without a healthcheck."""
 
     name: str
     service: str
@@ -32,13 +35,14 @@ class ContainerStatus:
 
     @classmethod
     def of(cls, record: ContainerRecord) -> ContainerStatus:
-        return cls(name=record.name, service=record.service, number=record.number, state=record.state,
+        state = "restarting" if record.restarting and record.state == "exited" else record.state
+        return cls(name=record.name, service=record.service, number=record.number, state=state,
                    health=record.health, pid=record.pid, exit_code=record.exit_code,
                    restarts=record.restarts, started_at=record.started_at, ports=tuple(record.ports))
 
     @property
     def status(self) -> str:
-        """``running``, ``running (healthy)``, ``exited (1)``, ``created``..."""
+        """``running``, ``running (healthy)``, ``exited (1)``, ``restarting``, ``created``..."""
         if self.state in LIVE_STATES and self.health != "none":
             return f"{self.state} ({self.health})"
         if self.state in {"exited", "dead"} and self.exit_code is not None:
@@ -54,9 +58,9 @@ class ContainerStatus:
 def statuses(records: Iterable[ContainerRecord], services: Sequence[str] = (), *,
              everything: bool = False) -> list[ContainerStatus]:
     """Rows for the containers of ``services`` (all when empty), sorted by service and number;
-    only live ones unless ``everything``."""
-    rows = [ContainerStatus.of(r) for r in records
-            if (not services or r.service in services) and (everything or r.state in LIVE_STATES)]
+    only running, paused and restarting ones unless ``everything``."""
+    rows = [row for row in (ContainerStatus.of(r) for r in records if not services or r.service in services)
+            if everything or row.state in LISTED_STATES]
     return sorted(rows, key=lambda r: (r.service, r.number, r.name))
 
 

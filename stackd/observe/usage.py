@@ -1,23 +1,16 @@
 """What ``stats`` shows: a container's CPU, memory and process use, from two usage samples.
 
-A host that can report usage offers ``container_stats(name)`` (``UsageSource``; not every
-``HostDriver`` does). The CPU share is the CPU time used between two samples over the wall time
-between them. Pure: the caller takes the samples; nothing here asks the host.
+The samples come from ``HostDriver.container_stats``. The CPU share is the CPU time used between
+two samples over the wall time between them. Pure: the caller takes the samples; nothing here
+asks the host.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from stackd.drivers.cgroups.usage import CgroupUsage
-
-
-@runtime_checkable
-class UsageSource(Protocol):
-    def container_stats(self, name: str) -> CgroupUsage | None:
-        """The container's usage now, ``None`` when it has no cgroup (not running)."""
-        ...
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -104,17 +105,32 @@ def file_content(kind: str, source: str, defn: Secret | Config | None, service: 
     if isinstance(defn, Config) and defn.content is not None:
         return defn.content.encode()
     if defn.environment:
-        value = os.environ.get(defn.environment)
-        if value is None:
-            raise PermanentDriverError(f"service {service}: {kind} {source} comes from the environment "
-                                       f"variable {defn.environment}, which is not set")
-        return value.encode()
+        return _from_environment(kind, source, defn, service)
     assert defn.file is not None
     try:
         return Path(defn.file).read_bytes()
     except OSError as exc:
         raise PermanentDriverError(f"service {service}: cannot read {kind} {source} from {defn.file}: "
                                    f"{exc.strerror or exc}") from exc
+
+
+def _from_environment(kind: str, source: str, defn: Secret | Config, service: str) -> bytes:
+    """The value of a secret's or config's ``environment:`` variable as the loader saw it (the
+    model carries it as ``value`` once the loader fills it), else this process's, as long as its
+    digest is the one the loader recorded (a value that changed since would be a surprise)."""
+    carried = getattr(defn, "value", None)
+    if isinstance(carried, str):
+        return carried.encode()
+    assert defn.environment is not None
+    value = os.environ.get(defn.environment)
+    if value is None:
+        raise PermanentDriverError(f"service {service}: {kind} {source} comes from the environment "
+                                   f"variable {defn.environment}, which is not set")
+    if defn.digest and hashlib.sha256(value.encode()).hexdigest() != defn.digest:
+        raise PermanentDriverError(f"service {service}: {kind} {source} comes from the environment variable "
+                                   f"{defn.environment}, whose value here is not the one the stack was "
+                                   "loaded with; run stack where that variable has its intended value")
+    return value.encode()
 
 
 class Assembler:
@@ -192,7 +208,7 @@ class Assembler:
             extra_hosts=attach.extra_host_pairs(svc),
             anonymous_volumes=tuple(u.volume for u in uses if u.key is None),
             stop_signal=signal, stop_signal_from_service=explicit, tty=bool(svc.tty),
-            labels={k: v for k, v in svc.labels.items() if v is not None})
+            labels={k: v for k, v in svc.labels.items() if v is not None}, healthcheck=ref.config.healthcheck)
         self._dns_files(svc, info, paths)
         identity = Identity(ref.name, ref.id, config_hash, config_parts)
         request = container_request(stack, svc.name, number, name, image=ref.config, paths=paths,

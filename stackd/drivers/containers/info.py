@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from stackd.drivers.images.config import Healthcheck
 from stackd.drivers.images.fsutil import write_atomic
 from stackd.errors import PermanentDriverError
 
@@ -79,6 +80,8 @@ class ContainerInfo:
     stop_signal_from_service: bool = False
     tty: bool = False
     labels: dict[str, str] = field(default_factory=dict)
+    healthcheck: Healthcheck | None = None
+    """the image's healthcheck (``HEALTHCHECK``), for the health of the container"""
 
     def address_on(self, key: str) -> str | None:
         return next((a.address for a in self.attachments if a.key == key), None)
@@ -105,6 +108,8 @@ class ContainerInfo:
             raw["ports"] = tuple(PortInfo(**p) for p in raw.get("ports", ()))
             raw["extra_hosts"] = tuple((str(h), str(a)) for h, a in raw.get("extra_hosts", ()))
             raw["anonymous_volumes"] = tuple(raw.get("anonymous_volumes", ()))
+            check = raw.get("healthcheck")
+            raw["healthcheck"] = Healthcheck(**{**check, "test": tuple(check["test"])}) if check else None
             return cls(**raw)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise PermanentDriverError(f"{what} is damaged: {exc}") from exc

@@ -1,7 +1,8 @@
 """What the host holds for stackd's containers, as ``ContainerRecord``s: each container's bundle
 (its annotations say project, service, number, config hash and parts, group, image), the OCI
 runtime's state (running, paused, stopped, and the pid), conmon's exit status, the driver's own
-record (addresses, published ports) and the store's (restart count).
+record (addresses, published ports), the store's (restart count, a restart scheduled) and the
+last healthcheck result recorded for the current run.
 
 A container that was created but never started has no runtime container yet: it is
 ``created``; one whose runtime container has ended is ``exited`` with conmon's exit status. Only
@@ -17,9 +18,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stackd import labels
+from stackd.drivers.containers.health import current
 from stackd.drivers.containers.info import ContainerInfo, read_info
 from stackd.drivers.containers.paths import HostLayout
-from stackd.drivers.host import ContainerRecord, ContainerState
+from stackd.drivers.host import ContainerRecord, ContainerState, HealthRecord
 from stackd.drivers.runtime import read_config
 from stackd.errors import DriverError
 from stackd.store import StoredContainer
@@ -59,11 +61,16 @@ def _iso(stamp: float) -> str:
 
 
 def record(info: ContainerInfo, annotations: Mapping[str, str], *, runtime: Mapping[str, Any] | None,
-           exit_code: int | None, finished: float | None, stored: StoredContainer | None) -> ContainerRecord:
-    """One container's record from what each source says (pure)."""
+           exit_code: int | None, finished: float | None, stored: StoredContainer | None,
+           health: HealthRecord | None = None, now: datetime | None = None) -> ContainerRecord:
+    """One container's record from what each source says (pure; ``now`` decides whether a
+    scheduled restart is still ahead)."""
     status = str(runtime.get("status")) if runtime else None
     state = state_of(status, exit_code)
     pid = runtime.get("pid") if runtime and state in ("running", "paused") else None
+    started_at = str(runtime.get("created")) if runtime and runtime.get("created") else None
+    last = current(health, started_at, state in ("running", "paused"))
+    backoff = stored.backoff_until if stored else None
     try:
         parts = json.loads(annotations.get(labels.CONFIG_PARTS, "{}"))
     except ValueError:
@@ -76,10 +83,13 @@ def record(info: ContainerInfo, annotations: Mapping[str, str], *, runtime: Mapp
         config_parts={str(k): str(v) for k, v in parts.items()} if isinstance(parts, dict) else {},
         state=state, exit_code=exit_code if state in ("exited", "dead") else None,
         pid=int(pid) if isinstance(pid, int) and pid > 0 else None,
-        started_at=str(runtime.get("created")) if runtime and runtime.get("created") else None,
+        started_at=started_at,
         finished_at=_iso(finished) if finished is not None and state == "exited" else None,
         image_id=annotations.get(labels.IMAGE_ID, info.image_id), group=info.group,
+        health=last.status if last else "none", last_health=last,
         restarts=stored.restarts if stored else 0,
+        restarting=state == "exited" and backoff is not None and (now is None or backoff > now),
+        image_healthcheck=info.healthcheck,
         addresses={a.key: a.address for a in info.attachments},
         ports=tuple(p.render() for p in info.ports))
 

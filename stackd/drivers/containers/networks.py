@@ -5,8 +5,10 @@ pair with an address leased from that subnet (also kept in the store), and its d
 through one of them; each project has one nft table publishing its containers' ports.
 
 Bridges are named after the host network name alone (not the project), so that an ``external``
-network declared by another stack is the same bridge. ``Networks`` carries out what it is told
-and reports what it finds; which networks and containers should exist is decided above it.
+network declared by another stack is the same bridge. Subnets are chosen clear of every other
+subnet on the host, including those of bridges another stackd (another data root) made.
+``Networks`` carries out what it is told and reports what it finds; which networks and
+containers should exist is decided above it.
 Blocking (netlink, nft, sqlite): call from worker threads.
 """
 
@@ -80,7 +82,7 @@ class Networks:
         """The network's subnet (allocated once, kept while it fits), its bridge up with the
         gateway address, forwarding on; recorded for ``project``."""
         request = SubnetRequest.from_pools(name, pools)
-        host = links.host_subnets(self.naming)
+        host = links.host_subnets(self.naming) | self._strangers()
         with self.store.transaction():
             existing = {n: _subnet(s) for n, s in self.store.subnets().items()}
             chosen = allocate_subnets([request], existing=existing, host=host, pool=self.pool)[name]
@@ -99,6 +101,14 @@ class Networks:
         write_atomic(path, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
         self.store.put_resource(StoredResource("network", project, key, name, config_hash))
         return chosen
+
+    def _strangers(self) -> frozenset[IPv4Network]:
+        """The subnets of bridges that look like stackd's but that this store did not make (another
+        stackd with another data root, e.g. a test run): the IPAM must avoid them too, or two
+        bridges would route the same subnet."""
+        known = {self.bridge(n) for n in self.store.subnets()}
+        return frozenset(a.network for s in links.list_links(self.naming)
+                         if s.kind == "bridge" and s.name not in known for a in s.addresses)
 
     def remove(self, project: str, name: str) -> None:
         """Delete the bridge and forget the subnet; refused while a container holds an address."""

@@ -11,6 +11,7 @@ Layout under the data root (``/var/lib/stackd`` unless ``STACKD_DATA_ROOT`` says
     containers/<name>/secrets, configs
                                       copies of the service's secrets and configs (mounted read-only)
     containers/<name>/container.json  what the host driver recorded about the container
+    containers/<name>/health.json     the last healthcheck result (``HostDriver.record_health``)
     volumes/<name>/_data              named and anonymous volumes (the volumes driver)
     projects/<project>/networks/<network>.json, groups/<group>.json
                                       what each network and group was made with
@@ -98,6 +99,10 @@ class ContainerPaths:
     def info(self) -> Path:
         return self.dir / "container.json"
 
+    @property
+    def health(self) -> Path:
+        return self.dir / "health.json"
+
     def volume_dir(self, volume: str) -> Path:
         """What a container mounts for volume ``volume`` (the volumes driver's ``_data``)."""
         return self.data_root / "volumes" / volume / "_data"
@@ -170,3 +175,8 @@ class HostLayout:
 
     def lock_file(self, project: str) -> Path:
         return self.run_dir / "locks" / f"{project}.lock"
+
+    @property
+    def ports_lock_file(self) -> Path:
+        """Held while a container's published ports are checked and claimed (host-wide)."""
+        return self.run_dir / "locks" / "ports.lock"

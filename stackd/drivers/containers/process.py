@@ -4,9 +4,12 @@ deleted from the runtime with conmon's files.
 
 ``start`` returns once the process runs; a container whose process ends with a failure right
 away (within ``start_check`` seconds) is reported with its last log lines, naming the service.
-A container that ends at once with status 0 has done its work (a one-shot job) and is not an
-error. Starting again a container that has ended deletes the ended runtime container first
-(the log is kept and goes on). Blocking: call from worker threads. Decides nothing about
+Such a failed container is left exited with its status and log (as ``ps -a`` and ``logs`` show
+it), but its ended runtime container is deleted at once, and with it the leaf cgroup the
+runtime made: nothing of the failed start is left half-made. A container that ends at once
+with status 0 has done its work (a one-shot job) and is not an error. Starting again a
+container that has ended deletes the ended runtime container first (the log is kept and goes
+on). Blocking: call from worker threads. Decides nothing about
 whether a container should run.
 """
 
@@ -24,6 +27,7 @@ from stackd.drivers.containers.info import ContainerInfo
 from stackd.drivers.containers.paths import HostLayout
 from stackd.drivers.monitor import MonitoredContainer, read_logs, remove_files, start_container
 from stackd.drivers.runtime import ContainerNotFound, ContainerNotRunning, OciRuntime
+from stackd.drivers.runtime.runtime import remove_leaf_cgroup
 from stackd.errors import DriverError, PermanentDriverError, TransientDriverError
 
 START_CHECK = 0.2
@@ -100,9 +104,21 @@ class Processes:
         _until(lambda: mc.exit_code() is not None, self.start_check)
         code = mc.exit_code()
         if code is not None and code != 0:
+            self._reap(rt, mc)
             raise PermanentDriverError(
                 f"service {info.service}: container {info.name} exited at once with status {code}"
                 + last_lines(mc.log_path))
+
+    def _reap(self, rt: OciRuntime, mc: MonitoredContainer) -> None:
+        """Delete an ended runtime container and its leaf cgroup, keeping conmon's exit file and
+        the log (best effort: the caller reports the failure that led here)."""
+        with contextlib.suppress(DriverError):
+            rt.delete(mc.id, force=True)
+        _until(lambda: not mc.conmon_alive(), CONMON_WAIT)
+        remove_leaf_cgroup(mc.bundle)
+        for path in (mc.pid_file, mc.conmon_pid_file):
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
 
     def stop(self, info: ContainerInfo, *, timeout: float, signal: str) -> None:
         """Send the stop signal, wait up to ``timeout`` seconds, then SIGKILL. A container that

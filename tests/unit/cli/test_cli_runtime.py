@@ -175,7 +175,7 @@ def test_stop_start_restart_kill(stack: Cli) -> None:
     stack("up", "-d")
     code, _, err = stack("stop", "-t", "3")
     assert code == 0 and err.splitlines()[-1] == "Container demo-db-1  Stopped"
-    assert stack.host.stopped_with["demo-web-1"] == (3, "SIGTERM")
+    assert stack.host.stopped_with["demo-web-1"] == (3, None)  # the container's own signal
     code, _, err = stack("start", "db")
     assert code == 0 and "Container demo-db-1  Started" in err
     assert stack.host.containers["demo-web-1"].state == "exited"
@@ -225,3 +225,48 @@ def test_progress_renders_every_status() -> None:
     Progress("quiet", stream)(Event("image:web", "build", "done", "", when, "web:1"))
     assert stream.getvalue().splitlines() == ["Container demo-db-1  Waiting", "Container demo-db-1  Healthy",
                                               "Image web:1  Building", "Image web:1  Built"]
+
+
+def test_up_refused_before_anything_is_made_says_why_for_each_service(stack: Cli) -> None:
+    stack.host.images.pop("db:1")
+    stack.host.occupy(8080, address="127.0.0.1")
+    code, out, err = stack("up", "-d")
+    assert code == 1 and out == ""
+    assert err.splitlines() == [
+        "error: service db: image db:1 is not in stackd's store and the service has no build section; import "
+        "it with `stack image import` or add `build:`",
+        "error: service web: host port 8080 is already in use (a process listens on 127.0.0.1:8080); stop "
+        "what holds it, or publish the service on another host port",
+    ]
+    assert stack.host.containers == {} and stack.host.networks == {}
+    stack.host.problems = ["nftables is not usable: the nft command is not installed; install nftables"]
+    code, _, err = stack("up", "-d")
+    assert (code, err) == (1, "error: nftables is not usable: the nft command is not installed; install "
+                              "nftables\n")
+
+
+def test_ps_shows_restarting_and_the_health_in_json(stack: Cli) -> None:
+    stack("up", "-d")
+    stack.host.set_state("demo-web-1", "exited", 1)
+    stack.host.set_restarting("demo-web-1")
+    code, out, _ = stack("ps")
+    assert code == 0 and out.splitlines()[2].split() == ["demo-web-1", "web", "restarting",
+                                                          "0.0.0.0:8080->80/tcp"]
+    rows = [json.loads(line) for line in stack("ps", "--format", "json")[1].splitlines()]
+    assert [(r["name"], r["state"], r["health"], r["exit_code"]) for r in rows] == [
+        ("demo-db-1", "running", "none", None), ("demo-web-1", "restarting", "none", 1)]
+
+
+def test_an_error_in_a_task_that_ran_beside_others_is_a_message_not_a_traceback(stack: Cli) -> None:
+    stack("up", "-d")
+
+    def then_fail(method: str, target: str) -> None:
+        if method == "list_containers":
+            stack.host.hook = None
+            stack.host.fail("list_containers", "demo", times=None)
+
+    stack.host.hook = then_fail
+    code, _, err = stack("logs", "-f")
+    assert code == 1
+    # one line per followed container
+    assert err.splitlines() == ["error: injected failure: list_containers demo"] * 2

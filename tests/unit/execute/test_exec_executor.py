@@ -112,7 +112,8 @@ def test_missing_image_check_fails_with_a_hint_and_build_builds() -> None:
     host = FakeHost(images={})
     run = up(stack, host)
     messages = {o.op: o.message for o in run.result.failed}
-    assert "image db:1 is not in the image store" in messages["ensure image:db"]
+    assert "image db:1 is not in stackd's store and the service has no build section" in messages[
+        "ensure image:db"]
     assert "service db" in messages["ensure image:db"]
     assert "start service:web:1" in run.result.done
     assert host.calls_of("build_image") == ["web:2"]
@@ -125,7 +126,7 @@ def test_stop_uses_the_services_grace_period_and_signal_unless_the_plan_says() -
     up(stack, host)
     observed = observe("demo", host)
     anyio.run(lambda: run_plan(plan_down(stack, observed), stack, host))
-    assert host.stopped_with == {"demo-db-1": (90.0, "SIGINT"), "demo-web-1": (10.0, "SIGTERM")}
+    assert host.stopped_with == {"demo-db-1": (90.0, "SIGINT"), "demo-web-1": (10.0, None)}
     assert host.containers == {}
     up(stack, host)
     from stackd.plan import DownOptions

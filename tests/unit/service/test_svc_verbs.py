@@ -54,6 +54,10 @@ volumes:
 """
 
 
+QUESTIONS = {"image_id", "exec_in", "host_problems", "port_conflicts", "record_health"}
+"""host calls that change nothing (a probe in a container changes nothing that matters here)"""
+
+
 class Env:
     def __init__(self, tmp_path: Path) -> None:
         self.dir = tmp_path
@@ -76,7 +80,7 @@ class Env:
 
     def changing(self) -> list[tuple[str, str]]:
         return [(m, t) for m, t in self.host.calls
-                if not m.startswith("list_") and m not in {"image_id", "exec_in"}]
+                if not m.startswith("list_") and m not in QUESTIONS]
 
 
 @pytest.fixture
@@ -191,7 +195,7 @@ def test_stop_start_restart_follow_dependencies(env: Env) -> None:
     assert stopped.ok
     stops = env.host.calls_of("stop_container")
     assert stops.index("demo-web-1") < stops.index("demo-db-1")
-    assert env.host.stopped_with["demo-db-1"] == (2, "SIGTERM")
+    assert env.host.stopped_with["demo-db-1"] == (2, None)
     env.host.calls.clear()
     started = env.run(lambda: env.service.start(env.project(), StartOptions(services=("db", "web"))))
     assert started.ok
