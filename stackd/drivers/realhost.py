@@ -48,9 +48,9 @@ from stackd.drivers.containers.paths import DATA_ENV, DEFAULT_DATA_ROOT, DEFAULT
 from stackd.drivers.containers.process import START_CHECK, Processes
 from stackd.drivers.containers.rootfs import is_mounted, mount_overlay
 from stackd.drivers.containers.stackres import StackResources
+from stackd.drivers.fsutil import write_atomic
 from stackd.drivers.host import ContainerRecord, ExecResult, HealthRecord
 from stackd.drivers.images import ImageNotFoundError, ImageStore
-from stackd.drivers.images.fsutil import write_atomic
 from stackd.drivers.monitor import exec_in as monitor_exec
 from stackd.drivers.monitor.exec import EXEC_TIMEOUT
 from stackd.drivers.network.ipam import DEFAULT_POOL

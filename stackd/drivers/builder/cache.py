@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from stackd.drivers.builder.state import LayerDesc, StageState
+from stackd.drivers.fsutil import remove_tree, tmp_name, write_atomic
 from stackd.drivers.images.digests import Digest, hex_of, parse_digest
 from stackd.drivers.images.errors import ImageError
-from stackd.drivers.images.fsutil import remove_tree, tmp_name, write_atomic
 from stackd.drivers.images.layers import unpack_layer
 from stackd.drivers.images.store import ImageStore
 

@@ -38,8 +38,8 @@ from stackd.drivers.builder.runstep import (
 )
 from stackd.drivers.builder.state import DEFAULT_SHELL, LayerDesc, StageState, describe, join_workdir
 from stackd.drivers.builder.users import UnknownUser, image_owner, image_user
+from stackd.drivers.fsutil import remove_tree, tmp_name
 from stackd.drivers.images.digests import Digest
-from stackd.drivers.images.fsutil import remove_tree, tmp_name
 from stackd.drivers.images.layers import diff_to_tar
 from stackd.drivers.runtime.bundle import write_bundle
 from stackd.drivers.runtime.request import HostLimits, User

@@ -26,8 +26,8 @@ from stackd.drivers.containers.networks import Networks
 from stackd.drivers.containers.paths import ContainerPaths, HostLayout
 from stackd.drivers.containers.request import EtcFiles, Identity, container_request, device_specs, stop_signal
 from stackd.drivers.containers.rootfs import inside, mount_overlay, read_etc, unmount
+from stackd.drivers.fsutil import remove_tree
 from stackd.drivers.images import ImageNotFoundError, ImageRef, ImageStore
-from stackd.drivers.images.fsutil import remove_tree
 from stackd.drivers.network import links
 from stackd.drivers.network.names import Naming, netns_path
 from stackd.drivers.runtime import HOST, Device, HostLimits, oci_config, write_bundle

@@ -13,8 +13,8 @@ import dataclasses
 import json
 from pathlib import Path
 
+from stackd.drivers.fsutil import write_atomic
 from stackd.drivers.host import HealthRecord
-from stackd.drivers.images.fsutil import write_atomic
 from stackd.errors import PermanentDriverError
 
 _STATUSES = ("none", "starting", "healthy", "unhealthy")

@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from stackd.drivers.fsutil import write_atomic
 from stackd.drivers.images.config import Healthcheck
-from stackd.drivers.images.fsutil import write_atomic
 from stackd.errors import PermanentDriverError
 
 NetworkMode = Literal["networks", "none", "host", "join"]

@@ -24,7 +24,7 @@ from typing import Any
 
 from stackd.drivers.containers.info import Attachment, ContainerInfo
 from stackd.drivers.containers.paths import HostLayout
-from stackd.drivers.images.fsutil import write_atomic
+from stackd.drivers.fsutil import write_atomic
 from stackd.drivers.network import links, nftables
 from stackd.drivers.network.ipam import (
     DEFAULT_POOL,

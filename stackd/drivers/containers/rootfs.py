@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from stackd.drivers.images.errors import ImageError
-from stackd.drivers.images.fsutil import resolve_dir
+from stackd.drivers.images.members import resolve_dir
 from stackd.drivers.runtime.host import read_mountinfo
 from stackd.errors import DriverError, PermanentDriverError, TransientDriverError
 

@@ -24,8 +24,8 @@ from stackd.drivers.containers import dnsfiles, listing
 from stackd.drivers.containers.create import Parts
 from stackd.drivers.containers.networks import Networks, write_in_place
 from stackd.drivers.containers.paths import HostLayout
+from stackd.drivers.fsutil import write_atomic
 from stackd.drivers.host import ResourceRecord
-from stackd.drivers.images.fsutil import write_atomic
 from stackd.errors import PermanentDriverError
 from stackd.plan import names
 from stackd.spec.models import Stack

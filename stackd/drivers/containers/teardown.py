@@ -19,7 +19,7 @@ from stackd.drivers.containers.info import ContainerInfo, read_info
 from stackd.drivers.containers.listing import infos
 from stackd.drivers.containers.process import Processes
 from stackd.drivers.containers.rootfs import is_mounted, unmount
-from stackd.drivers.images.fsutil import remove_tree
+from stackd.drivers.fsutil import remove_tree
 from stackd.errors import DriverError, PermanentDriverError, TransientDriverError
 
 

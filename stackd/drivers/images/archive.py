@@ -25,10 +25,11 @@ import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, cast
 
+from stackd.drivers.fsutil import fsync_dir, tmp_name
 from stackd.drivers.images.digests import Digest, HashingReader, digest_bytes, hex_of
 from stackd.drivers.images.errors import ArchiveError, ImageError
-from stackd.drivers.images.fsutil import clean_member_name, fsync_dir, tmp_name
 from stackd.drivers.images.layers import compression_of
+from stackd.drivers.images.members import clean_member_name
 from stackd.drivers.images.oci import (
     CONTAINERD_NAME,
     INDEX_TYPES,

@@ -36,8 +36,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from stackd.drivers.fsutil import remove_tree, tmp_name
 from stackd.drivers.images.digests import CHUNK, Digest
-from stackd.drivers.images.fsutil import remove_tree, tmp_name
 from stackd.drivers.images.names import split_name
 from stackd.drivers.images.oci import OCI_LAYER, build_manifest, dump_json, host_platform
 from stackd.drivers.images.records import ImageRef

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, BinaryIO, cast
 
+from stackd.drivers.fsutil import remove_tree
 from stackd.drivers.images.digests import Digest, HashingReader, HashingWriter
 from stackd.drivers.images.errors import ImageError
-from stackd.drivers.images.fsutil import clean_member_name, remove_tree, resolve_dir
+from stackd.drivers.images.members import clean_member_name, resolve_dir
 from stackd.drivers.images.whiteouts import OVERLAY_XATTR_PREFIX, Whiteouts
 
 WHITEOUT_PREFIX = ".wh."

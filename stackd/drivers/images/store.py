@@ -28,10 +28,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from stackd.drivers.images.config import ImageConfig, inspect_json, parse_config
-from stackd.drivers.images.digests import CHUNK, Digest, HashingWriter, digest_bytes, hex_of, parse_digest
-from stackd.drivers.images.errors import ImageError, ImageNotFoundError
-from stackd.drivers.images.fsutil import (
+from stackd.drivers.fsutil import (
     fsync_dir,
     is_tmp_name,
     remove_tree,
@@ -39,6 +36,9 @@ from stackd.drivers.images.fsutil import (
     tmp_name,
     write_atomic,
 )
+from stackd.drivers.images.config import ImageConfig, inspect_json, parse_config
+from stackd.drivers.images.digests import CHUNK, Digest, HashingWriter, digest_bytes, hex_of, parse_digest
+from stackd.drivers.images.errors import ImageError, ImageNotFoundError
 from stackd.drivers.images.layers import unpack_layer
 from stackd.drivers.images.names import normalize_name
 from stackd.drivers.images.oci import (

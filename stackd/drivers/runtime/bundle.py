@@ -17,33 +17,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from stackd.drivers.fsutil import fsync_dir, write_atomic
 from stackd.errors import PermanentDriverError
 
 CONFIG = "config.json"
 
 
 def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_atomic(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), mode=0o600)
 
 
 def write_bundle(bundle: Path, config: Mapping[str, Any], rootfs: Path | None = None) -> Path:
@@ -82,7 +63,7 @@ def write_bundle(bundle: Path, config: Mapping[str, Any], rootfs: Path | None = 
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        _fsync_dir(bundle.parent)
+        fsync_dir(bundle.parent)
     except OSError as exc:
         raise PermanentDriverError(f"cannot write bundle {bundle}: {exc}") from exc
     return bundle

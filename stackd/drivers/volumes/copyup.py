@@ -17,7 +17,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from stackd.drivers.images.fsutil import remove_tree
+from stackd.drivers.fsutil import remove_tree
 from stackd.drivers.volumes.errors import VolumeError
 
 

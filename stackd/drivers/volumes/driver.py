@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from stackd import labels as label_keys
-from stackd.drivers.images.fsutil import fsync_dir, remove_tree, sync_filesystem, write_atomic
+from stackd.drivers.fsutil import fsync_dir, remove_tree, sync_filesystem, write_atomic
 from stackd.drivers.volumes.copyup import clear_contents, copy_contents, is_empty
 from stackd.drivers.volumes.errors import VolumeError, VolumeInUseError, VolumeNotFoundError
 from stackd.drivers.volumes.mounts import MountUse, find_uses
