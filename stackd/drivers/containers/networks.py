@@ -243,10 +243,11 @@ class Networks:
 
 
 def write_in_place(path: Path, text: str) -> None:
-    """Rewrite ``path`` keeping its inode (it is bind-mounted into a running container)."""
+    """Rewrite ``path`` keeping its inode (it is bind-mounted into a running container). A file
+    that is not there is left alone: its container is being removed (or not made yet, and its
+    creation writes the file), and creating it would put it back into a directory that the
+    removal is deleting."""
     with contextlib.suppress(FileNotFoundError), open(path, "r+", encoding="utf-8") as f:
         f.seek(0)
         f.write(text)
         f.truncate()
-        return
-    path.write_text(text, encoding="utf-8")

@@ -140,8 +140,11 @@ def test_hosts_files_are_rewritten_in_place(tmp_path: Path) -> None:
     inode = path.stat().st_ino
     write_in_place(path, "new\n")
     assert path.read_text() == "new\n" and path.stat().st_ino == inode
-    write_in_place(tmp_path / "fresh", "x\n")
-    assert (tmp_path / "fresh").read_text() == "x\n"
+    # a container being removed has no hosts file any more: refreshing must not bring it back
+    gone = tmp_path / "removed-container"
+    gone.mkdir()
+    write_in_place(gone / "hosts", "x\n")
+    assert list(gone.iterdir()) == []
 
 
 # ------------------------------------------------------------------------------ nft table
