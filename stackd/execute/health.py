@@ -80,11 +80,17 @@ class HealthSettings:
 
         own = check or Healthcheck()
         theirs = image or ImageHealthcheck(test=())
-        return cls(argv=argv, interval=seconds(own.interval, theirs.interval, DEFAULT_INTERVAL),
+        interval = seconds(own.interval, theirs.interval, DEFAULT_INTERVAL)
+        # During the start period Docker probes every start_interval (5 s unless set); a check
+        # that asks for a shorter interval is probed at that pace from the start instead, so a
+        # quick service is seen healthy as soon as it is.
+        start_interval = seconds(own.start_interval, theirs.start_interval, 0.0) or \
+            min(interval, DEFAULT_START_INTERVAL)
+        return cls(argv=argv, interval=interval,
                    timeout=seconds(own.timeout, theirs.timeout, DEFAULT_TIMEOUT),
                    retries=own.retries or theirs.retries or DEFAULT_RETRIES,
                    start_period=seconds(own.start_period, theirs.start_period, 0.0),
-                   start_interval=seconds(own.start_interval, theirs.start_interval, DEFAULT_START_INTERVAL))
+                   start_interval=start_interval)
 
     @classmethod
     def of_container(cls, stack: Stack, record: ContainerRecord) -> HealthSettings | None:

@@ -180,3 +180,15 @@ def test_a_container_whose_image_has_a_healthcheck_can_be_awaited_and_shows_its_
     assert run.clock.sleeps == [1.0]  # the image's interval
     assert host.containers["demo-web-1"].health == "healthy"
     assert host.containers["demo-app-1"].image_healthcheck is None
+
+
+def test_the_start_period_is_probed_at_the_checks_own_pace_when_shorter() -> None:
+    from stackd.execute import HealthSettings
+    from stackd.spec.models import Healthcheck
+
+    quick = HealthSettings.of(Healthcheck(test=["CMD", "true"], interval="2s", start_period="5s"))
+    assert quick is not None and quick.start_interval == 2.0
+    slow = HealthSettings.of(Healthcheck(test=["CMD", "true"], interval="30s", start_period="60s"))
+    assert slow is not None and slow.start_interval == 5.0  # Docker's default start interval
+    told = HealthSettings.of(Healthcheck(test=["CMD", "true"], interval="2s", start_interval="1s"))
+    assert told is not None and told.start_interval == 1.0
