@@ -15,11 +15,13 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from stackd.daemon import images as svc
 from stackd.errors import StackdError
 from stackd.spec.options import ProjectOptions
+
+if TYPE_CHECKING:
+    pass
 
 Handler = Callable[[argparse.Namespace, ProjectOptions, TextIO, TextIO], int]
 
@@ -110,11 +112,15 @@ def _json(value: Any, out: TextIO) -> None:
 
 def image(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO,
           _runtime: object = None) -> int:
+    from stackd.daemon import images as svc  # imported when used: it is heavy
+
     verb = _ALIASES.get(args.image_command, args.image_command)
     return _IMAGE_VERBS[verb](args, options, svc.data_root(options.environ), out, err)
 
 
 def _ls(args: argparse.Namespace, options: ProjectOptions, root: Path, out: TextIO, err: TextIO) -> int:
+    from stackd.daemon import images as svc  # imported when used: it is heavy
+
     rows = svc.image_ls(root)
     if args.quiet:
         out.writelines(f"{r.short_id}\n" for r in rows)
@@ -128,12 +134,16 @@ def _ls(args: argparse.Namespace, options: ProjectOptions, root: Path, out: Text
 
 
 def _inspect(args: argparse.Namespace, options: ProjectOptions, root: Path, out: TextIO, err: TextIO) -> int:
+    from stackd.daemon import images as svc  # imported when used: it is heavy
+
     found, code = _each(args.image_names, lambda n: svc.image_inspect(root, n), err)
     _json(found, out)
     return code
 
 
 def _rm(args: argparse.Namespace, options: ProjectOptions, root: Path, out: TextIO, err: TextIO) -> int:
+    from stackd.daemon import images as svc  # imported when used: it is heavy
+
     removed, code = _each(args.image_names, lambda n: svc.image_rm(root, n), err)
     for r in removed:
         out.writelines(f"Untagged: {n}\n" for n in r.untagged)
@@ -143,6 +153,8 @@ def _rm(args: argparse.Namespace, options: ProjectOptions, root: Path, out: Text
 
 
 def _prune(args: argparse.Namespace, options: ProjectOptions, root: Path, out: TextIO, err: TextIO) -> int:
+    from stackd.daemon import images as svc  # imported when used: it is heavy
+
     p = svc.image_prune(root)
     out.write(f"Deleted {p.blobs} blob(s), {p.layers} unpacked layer(s), {p.temporary} leftover(s)\n"
               f"Total reclaimed space: {human_size(p.reclaimed)}\n")
@@ -150,12 +162,16 @@ def _prune(args: argparse.Namespace, options: ProjectOptions, root: Path, out: T
 
 
 def _import(args: argparse.Namespace, options: ProjectOptions, root: Path, out: TextIO, err: TextIO) -> int:
+    from stackd.daemon import images as svc  # imported when used: it is heavy
+
     for r in svc.image_import(root, _path(args.archive, options), args.image_name):
         out.write(f"Loaded image: {r.name} ({r.short_id})\n")
     return 0
 
 
 def _export(args: argparse.Namespace, options: ProjectOptions, root: Path, out: TextIO, err: TextIO) -> int:
+    from stackd.daemon import images as svc  # imported when used: it is heavy
+
     written = svc.image_export(root, args.image_name, _path(args.archive, options))
     print(f"Wrote {args.image_name} to {written}", file=err)
     return 0
@@ -163,6 +179,8 @@ def _export(args: argparse.Namespace, options: ProjectOptions, root: Path, out: 
 
 def _bootstrap(args: argparse.Namespace, options: ProjectOptions, root: Path, out: TextIO,
                err: TextIO) -> int:
+    from stackd.daemon import images as svc  # imported when used: it is heavy
+
     print(f"Bootstrapping {args.image_name} from {args.mirror or 'Debian'} (this takes a while)", file=err)
     r = svc.image_bootstrap(root, args.image_name, args.mirror)
     out.write(f"Loaded image: {r.name} ({r.short_id}, {human_size(r.size)})\n")
@@ -195,6 +213,8 @@ def _each(names: list[str], fn: Callable[[str], Any], err: TextIO) -> tuple[list
 
 def build(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO,
           _runtime: object = None) -> int:
+    from stackd.daemon import images as svc  # imported when used: it is heavy
+
     if args.pull:
         print("warning: --pull has no effect: base images come from the store or a Debian bootstrap",
               file=err)
@@ -213,6 +233,8 @@ def build(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: T
 
 def info(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO,
          _runtime: object = None) -> int:
+    from stackd.daemon import images as svc  # imported when used: it is heavy
+
     facts = svc.info(options.environ)
     if args.format == "json":
         _json(facts.to_dict(), out)

@@ -151,8 +151,6 @@ def run(argv: Sequence[str], environ: dict[str, str] | None = None, cwd: str | N
         clock: Clock | None = None) -> int:
     """Run one command; return its exit code. ``out``/``err`` default to stdout/stderr; ``host``
     defaults to this machine's (``stackd.daemon.service.default_host``), ``clock`` to the real one."""
-    from stackd.cli import commands
-
     stdout = out if out is not None else sys.stdout
     stderr = err if err is not None else sys.stderr
     parser = build_parser()
@@ -160,6 +158,8 @@ def run(argv: Sequence[str], environ: dict[str, str] | None = None, cwd: str | N
         args = parser.parse_args(list(argv))
     except SystemExit as exc:  # argparse already printed usage
         return int(exc.code or 0)
+    from stackd.cli import commands  # after parsing: --help and usage errors need none of it
+
     env = dict(os.environ if environ is None else environ)
     options = project_options(args, env, cwd or os.getcwd())
     try:
