@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stackd.build.globs import match_regex
 from stackd.build.ignore import IgnoreMatcher, clean, context_files
 from stackd.build.instructions import Arg, Copy, Instruction, Run
 from stackd.build.resolve import BuildPlan, Step
@@ -51,28 +52,7 @@ def load_context(root: Path, patterns: Sequence[str] = ()) -> BuildContext:
 
 def _glob(pattern: str) -> re.Pattern[str]:
     """Go ``filepath.Match`` semantics: ``*`` and ``?`` stay within one path component."""
-    out: list[str] = []
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        i += 1
-        if ch == "*":
-            out.append("[^/]*")
-        elif ch == "?":
-            out.append("[^/]")
-        elif ch == "[":
-            end = pattern.find("]", i + 1)
-            if end < 0:
-                raise ValueError(f"bad pattern {pattern!r}: '[' without a closing ']'")
-            body = pattern[i:end]
-            out.append("[" + ("^" + body[1:] if body.startswith(("!", "^")) else body) + "]")
-            i = end + 1
-        elif ch == "\\" and i < len(pattern):
-            out.append(re.escape(pattern[i]))
-            i += 1
-        else:
-            out.append(re.escape(ch))
-    return re.compile("".join(out))
+    return re.compile(match_regex(pattern, within_component=True))
 
 
 def select_sources(entries: Sequence[str], sources: Sequence[str],

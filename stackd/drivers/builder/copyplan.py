@@ -30,6 +30,7 @@ import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from stackd.build.globs import match_regex
 from stackd.build.ignore import IgnoreMatcher
 from stackd.build.lexer import Heredoc
 from stackd.drivers.builder.fsview import ResolveError, SourceFS, is_dir, norm, resolve
@@ -61,27 +62,10 @@ def has_magic(path: str) -> bool:
 
 def _component(pattern: str) -> re.Pattern[str]:
     """One path component of a Go ``filepath.Match`` pattern as a regular expression."""
-    out, i = [], 0
-    while i < len(pattern):
-        ch = pattern[i]
-        i += 1
-        if ch == "*":
-            out.append(".*")
-        elif ch == "?":
-            out.append(".")
-        elif ch == "[":
-            end = pattern.find("]", i + 1)
-            if end < 0:
-                raise CopyError(f"bad pattern {pattern!r}: '[' without a closing ']'")
-            body = pattern[i:end]
-            out.append("[" + ("^" + body[1:] if body.startswith(("!", "^")) else body) + "]")
-            i = end + 1
-        elif ch == "\\" and i < len(pattern):
-            out.append(re.escape(pattern[i]))
-            i += 1
-        else:
-            out.append(re.escape(ch))
-    return re.compile("".join(out), re.DOTALL)
+    try:
+        return re.compile(match_regex(pattern, within_component=False), re.DOTALL)
+    except ValueError as exc:
+        raise CopyError(str(exc)) from None
 
 
 def glob(fs: SourceFS, pattern: str) -> list[str]:
