@@ -101,7 +101,7 @@ class StackService:
     """The verbs over one host. ``parallel``: host calls at once; ``poll_interval``: seconds
     between looks at a container that is awaited; ``recorder`` receives every applied plan."""
 
-    def __init__(self, host: HostDriver, *, clock: Clock | None = None, parallel: int = 8,
+    def __init__(self, host: HostDriver, *, clock: Clock | None = None, parallel: int = 32,
                  poll_interval: float = 0.5, warn: Callable[[str], None] | None = None,
                  recorder: Callable[[Applied], None] | None = None,
                  loader: Callable[[ProjectOptions], Loaded] = load) -> None:

@@ -11,10 +11,13 @@ that commands that never touch a container do not pay for it. ``require_root`` i
 caller checks before it makes a ``RealHost`` (whose store lives where only root may write);
 ``host_problems`` names every kernel feature or tool that is missing (``containers.hostcheck``).
 
-Whenever a container or a network of a project is made or removed, every hosts file of the
-project's containers is rewritten in place (so names follow a recreated container's new address)
-and the project's nft table is rendered and applied in one transaction, under a per-project
-lock file (threads and other stackd processes alike). A container that publishes ports is
+Whenever a container or a network of a project is made or removed, the hosts files of the
+project's containers are brought up to date in place (so names follow a recreated container's
+new address) and the project's nft table is rendered and applied in one transaction, under a
+per-project lock file (threads and other stackd processes alike); concurrent requests share one
+refresh (``StackResources.refresh``). Starting a container brings its network endpoints back
+first (after a reboot, or when someone deleted them), except right after this ``RealHost``
+created it, when they were just made. A container that publishes ports is
 created under a host-wide lock, after checking that no listening socket and no other container
 holds them (``containers.ports``). Every method blocks: the executor calls them from worker
 threads. Nothing here decides what should exist; it does what it is told and reports what it
@@ -102,6 +105,8 @@ class RealHost(StackResources):
         self._cgroups: cgroups.CgroupDriver | None = None
         self._init_binary = init_binary
         self._problems: list[str] | None = None
+        self._refreshes = {}
+        self._fresh: set[str] = set()  # created by this RealHost and not started since
         self.networks = Networks(self.store, self.layout, naming, pool)
         self.parts = Parts(self.layout, naming, self.store, ImageStore(self.layout.data_root),
                            VolumeDriver(self.layout.volumes_dir), self.networks, self.limits,
@@ -212,6 +217,8 @@ class RealHost(StackResources):
                     raise PermanentDriverError("\n".join(problems))
             self.assembler.create(stack, service, number, name, image=image, config_hash=config_hash,
                                   config_parts=dict(config_parts), refresh=lambda: self.refresh(stack.name))
+        with self._lock:
+            self._fresh.add(name)
 
     def start_container(self, name: str) -> None:
         info = self._info(name)
@@ -220,9 +227,12 @@ class RealHost(StackResources):
             ref = self.parts.images.resolve(info.image_id)
             lowers = ref.overlay_lowerdirs() or (paths.empty_lower,)
             mount_overlay(paths.rootfs, lowers, paths.upper, paths.work)
-        if info.network_mode == "networks":
+        with self._lock:
+            fresh = name in self._fresh
+            self._fresh.discard(name)
+        if info.network_mode == "networks" and not fresh:  # a fresh container's endpoints were just made
             self.networks.reattach(info)
-        self.processes.start(info)
+        self.processes.start(info, fresh=fresh)
 
     def stop_container(self, name: str, *, timeout: float, signal: str | None = None) -> None:
         info = self._info(name)
@@ -233,6 +243,8 @@ class RealHost(StackResources):
         self.processes.kill(self._info(name), signal)
 
     def remove_container(self, name: str, *, volumes: bool) -> None:
+        with self._lock:
+            self._fresh.discard(name)
         failures: list[Exception] = []
         info = None
         try:

@@ -243,11 +243,13 @@ class Networks:
 
 
 def write_in_place(path: Path, text: str) -> None:
-    """Rewrite ``path`` keeping its inode (it is bind-mounted into a running container). A file
-    that is not there is left alone: its container is being removed (or not made yet, and its
-    creation writes the file), and creating it would put it back into a directory that the
-    removal is deleting."""
+    """Rewrite ``path`` keeping its inode (it is bind-mounted into a running container), unless
+    it holds ``text`` already. A file that is not there is left alone: its container is being
+    removed (or not made yet, and its creation writes the file), and creating it would put it
+    back into a directory that the removal is deleting."""
     with contextlib.suppress(FileNotFoundError), open(path, "r+", encoding="utf-8") as f:
+        if f.read() == text:
+            return
         f.seek(0)
         f.write(text)
         f.truncate()

@@ -86,9 +86,11 @@ class Processes:
         except ContainerNotFound:
             return None
 
-    def start(self, info: ContainerInfo) -> None:
+    def start(self, info: ContainerInfo, *, fresh: bool = False) -> None:
+        """Start ``info``'s container; ``fresh``: it was just created and never started, so the
+        runtime has no container of that name (no need to ask)."""
         rt = self.runtime()
-        status = self.status(info.name)
+        status = None if fresh else self.status(info.name)
         if status in ("running", "paused"):
             raise PermanentDriverError(f"service {info.service}: container {info.name} is already running")
         mc = self.monitored(info.name)
@@ -138,7 +140,12 @@ class Processes:
         _until(lambda: mc.exit_code() is not None or not mc.conmon_alive(), EXIT_FILE_WAIT)
 
     def _ended(self, mc: MonitoredContainer) -> bool:
-        return mc.exit_code() is not None or self.status(mc.id) not in ("running", "paused")
+        """Whether the process has ended: conmon wrote its exit file, or (conmon gone without
+        writing one) the runtime no longer has it running. Asking the runtime costs a process,
+        so it is asked only when conmon is not there to tell."""
+        if mc.exit_code() is not None:
+            return True
+        return not mc.conmon_alive() and self.status(mc.id) not in ("running", "paused")
 
     def kill(self, info: ContainerInfo, signal: str) -> None:
         try:

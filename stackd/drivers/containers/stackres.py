@@ -3,6 +3,13 @@
 containers and networks (under a per-project lock file, for threads and other stackd processes
 alike).
 
+Refreshes are cheap and coalesced, because every create and removal asks for one: a hosts file
+is only written when its text changed, the nft table only applied when its rendered text differs
+from the last one this process applied (``Networks.apply_table``), and requests that arrive
+while a refresh of the project runs are all served by the next one, which starts after they
+were made (so when ``refresh`` returns, what existed when it was called is reflected). Concurrent
+creates of N containers thus cost a few refreshes, not N.
+
 ``StackResources`` is the base class of ``stackd.drivers.realhost.RealHost``, which sets the
 attributes declared here; the container half lives there. It carries out what it is told and
 reports what it finds; which resources should exist is decided above the drivers. Blocking.
@@ -32,6 +39,17 @@ from stackd.spec.models import Stack
 from stackd.store import Store, StoredResource
 
 
+class _Refreshes:
+    """The refresh requests of one project in this process: ``asked`` counts requests, ``served``
+    is the last request a finished refresh covered; ``running`` lets one refresh run at a time."""
+
+    def __init__(self) -> None:
+        self.mutex = threading.Lock()
+        self.running = threading.Lock()
+        self.asked = 0
+        self.served = 0
+
+
 class StackResources:
     """Groups, networks, volumes and the per-project refresh (see the module docstring)."""
 
@@ -41,6 +59,7 @@ class StackResources:
     parts: Parts
     _lock: threading.Lock
     _cgroups: cgroups.CgroupDriver | None
+    _refreshes: dict[str, _Refreshes]
 
     def cgroups(self) -> cgroups.CgroupDriver:
         with self._lock:
@@ -64,7 +83,22 @@ class StackResources:
         return self._file_lock(self.layout.lock_file(project))
 
     def refresh(self, project: str) -> None:
-        """Rewrite every hosts file of the project's containers and apply its nft table."""
+        """Bring every hosts file of the project's containers and its nft table up to date with
+        what exists now (coalesced with concurrent requests: see the module docstring)."""
+        with self._lock:
+            state = self._refreshes.setdefault(project, _Refreshes())
+        with state.mutex:
+            state.asked += 1
+            ticket = state.asked
+        with state.running:
+            if state.served >= ticket:
+                return  # a refresh that began after this request has finished
+            with state.mutex:
+                covers = state.asked
+            self._refresh_now(project)
+            state.served = covers
+
+    def _refresh_now(self, project: str) -> None:
         with self._project_lock(project):
             infos = list(listing.infos(self.layout, project))
             hf = self.parts.host_files

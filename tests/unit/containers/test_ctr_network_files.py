@@ -4,6 +4,7 @@ table built from the containers' records."""
 
 from __future__ import annotations
 
+import os
 from ipaddress import IPv4Network
 from pathlib import Path
 
@@ -145,6 +146,16 @@ def test_hosts_files_are_rewritten_in_place(tmp_path: Path) -> None:
     gone.mkdir()
     write_in_place(gone / "hosts", "x\n")
     assert list(gone.iterdir()) == []
+
+
+def test_a_hosts_file_that_holds_the_text_already_is_not_written(tmp_path: Path) -> None:
+    path = tmp_path / "hosts"
+    path.write_text("same\n")
+    os.utime(path, (1_000_000, 1_000_000))
+    write_in_place(path, "same\n")
+    assert path.stat().st_mtime == 1_000_000
+    write_in_place(path, "other\n")
+    assert path.read_text() == "other\n" and path.stat().st_mtime != 1_000_000
 
 
 # ------------------------------------------------------------------------------ nft table

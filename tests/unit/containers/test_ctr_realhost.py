@@ -4,6 +4,7 @@ object are answered from its files and store."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -40,4 +41,44 @@ def test_directories_come_from_the_environment(tmp_path: Path, monkeypatch: pyte
         assert (host.layout.data_root, host.layout.run_dir) == (tmp_path / "d", tmp_path / "r")
         assert (tmp_path / "d" / "stackd.db").is_file()
     finally:
+        host.close()
+
+
+def test_concurrent_refreshes_of_a_project_share_one_that_starts_after_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    host = RealHost(tmp_path / "data", tmp_path / "run")
+    began: list[int] = []
+    first_running, release = threading.Event(), threading.Event()
+
+    def slow_refresh(project: str) -> None:
+        began.append(len(asked))
+        if len(began) == 1:
+            first_running.set()
+            release.wait(10)
+
+    asked: list[int] = []
+    monkeypatch.setattr(host, "_refresh_now", slow_refresh)
+    try:
+        first = threading.Thread(target=host.refresh, args=("demo",))
+        first.start()
+        assert first_running.wait(10)
+        waiting = []
+        for _ in range(5):  # asked while the first runs: served by one more refresh, not five
+            asked.append(1)
+            t = threading.Thread(target=host.refresh, args=("demo",))
+            t.start()
+            waiting.append(t)
+        for _ in range(1000):  # until all five requests are counted
+            if host._refreshes["demo"].asked == 6:
+                break
+            threading.Event().wait(0.01)
+        release.set()
+        for t in [first, *waiting]:
+            t.join(10)
+        assert began == [0, 5]  # the second refresh began after all five requests
+        host.refresh("other")
+        host.refresh("demo")  # asked after the others finished: a refresh of its own
+        assert began == [0, 5, 5, 5]
+    finally:
+        release.set()
         host.close()
