@@ -193,6 +193,7 @@ def container_request(stack: Stack, service: str, number: int, name: str, *, ima
             cwd=posixpath.normpath(cwd if cwd.startswith("/") else f"/{cwd}"),
             user=user,
             hostname=svc.hostname or name,
+            domainname=svc.domainname or "",
             terminal=bool(svc.tty),
             readonly_rootfs=bool(svc.read_only),
             mounts=mounts,

@@ -142,6 +142,7 @@ class ContainerRequest:
     cwd: str = "/"
     user: User = User()
     hostname: str = ""
+    domainname: str = ""
     terminal: bool = False
     readonly_rootfs: bool = False
     mounts: tuple[Mount, ...] = ()

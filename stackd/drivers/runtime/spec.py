@@ -83,6 +83,8 @@ def oci_config(req: ContainerRequest, limits: HostLimits) -> dict[str, Any]:
     }
     if req.hostname and req.namespaces.uts == PRIVATE:
         config["hostname"] = req.hostname
+    if req.domainname and req.namespaces.uts == PRIVATE:
+        config["domainname"] = req.domainname
     if req.annotations:
         config["annotations"] = dict(sorted(req.annotations.items()))
     return config

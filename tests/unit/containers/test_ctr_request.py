@@ -137,6 +137,8 @@ def test_group_add_and_unknown_users(load_stack: LoadStack) -> None:
 def test_hostname_is_the_container_name_unless_set(load_stack: LoadStack) -> None:
     assert req(web(load_stack, "restart: 'no'")).hostname == "demo-web-1"
     assert req(web(load_stack, "hostname: box")).hostname == "box"
+    assert req(web(load_stack, "domainname: example.org")).domainname == "example.org"
+    assert req(web(load_stack, "restart: 'no'")).domainname == ""
 
 
 def test_stop_signal_service_over_image_over_sigterm(load_stack: LoadStack) -> None:

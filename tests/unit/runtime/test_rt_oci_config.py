@@ -214,6 +214,12 @@ def test_hostname_needs_a_private_uts_namespace() -> None:
     assert all(ns["type"] != "uts" for ns in cfg["linux"]["namespaces"])
 
 
+def test_domainname_is_set_in_a_private_uts_namespace_only() -> None:
+    assert config(hostname="web", domainname="example.org")["domainname"] == "example.org"
+    assert "domainname" not in config(hostname="web")
+    assert "domainname" not in config(domainname="example.org", namespaces=Namespaces(uts=HOST))
+
+
 def test_terminal_sets_term() -> None:
     cfg = config(terminal=True)
     assert cfg["process"]["terminal"] is True
