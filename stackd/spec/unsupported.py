@@ -20,7 +20,7 @@ Path = tuple[str | int, ...]
 # keys of a service that stackd implements (everything else under a service warns)
 SERVICE_KEYS: frozenset[str] = frozenset({
     "image", "build", "command", "entrypoint", "environment", "env_file", "depends_on", "networks",
-    "network_mode", "ports", "expose", "volumes", "tmpfs", "secrets", "configs",
+    "network_mode", "ports", "expose", "volumes", "volumes_from", "tmpfs", "secrets", "configs",
     "healthcheck", "restart", "user", "working_dir", "hostname", "domainname", "init", "stop_signal",
     "stop_grace_period",
     "cap_add", "cap_drop", "privileged", "read_only", "security_opt", "mem_limit", "memswap_limit",

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stackd import labels
-from stackd.drivers.containers import attach, dnsfiles
+from stackd.drivers.containers import attach, dnsfiles, sharing
 from stackd.drivers.containers.info import ContainerInfo, read_info, write_info
-from stackd.drivers.containers.mounts import FileUse, VolumeUse, file_uses, volume_uses
+from stackd.drivers.containers.mounts import FileUse, SharedMount, VolumeUse, file_uses, volume_uses
 from stackd.drivers.containers.networks import Networks
 from stackd.drivers.containers.paths import ContainerPaths, HostLayout
 from stackd.drivers.containers.request import EtcFiles, Identity, container_request, device_specs, stop_signal
@@ -187,7 +187,9 @@ class Assembler:
         mount_overlay(paths.rootfs, lowers, paths.upper, paths.work)
         undo.push(lambda: unmount(paths.rootfs))
         etc = EtcFiles(read_etc(paths.rootfs, "passwd"), read_etc(paths.rootfs, "group"))
-        uses = volume_uses(stack, svc, ref.config, name)
+        shared_from = self._shared_from(stack, svc)
+        inherited = sharing.inherited_mounts(stack, svc, shared_from)
+        uses = volume_uses(stack, svc, ref.config, name, inherited)
         self._volumes(stack, svc, uses, paths, undo)
         self._binds(svc)
         files = file_uses(svc)
@@ -208,13 +210,15 @@ class Assembler:
             extra_hosts=attach.extra_host_pairs(svc),
             anonymous_volumes=tuple(u.volume for u in uses if u.key is None),
             stop_signal=signal, stop_signal_from_service=explicit, tty=bool(svc.tty),
-            labels={k: v for k, v in svc.labels.items() if v is not None}, healthcheck=ref.config.healthcheck)
+            labels={k: v for k, v in svc.labels.items() if v is not None}, healthcheck=ref.config.healthcheck,
+            shared_mounts=sharing.shared_mounts(svc, uses, paths, inherited))
         self._dns_files(svc, info, paths)
         identity = Identity(ref.name, ref.id, config_hash, config_parts)
         request = container_request(stack, svc.name, number, name, image=ref.config, paths=paths,
                                     netns=net.netns_path, identity=identity, etc=etc, net_files=net.files,
                                     init_binary=self.p.init_binary() if svc.init else None,
-                                    devices=self._devices(svc), uses=uses, files=files)
+                                    devices=self._devices(svc), uses=uses, files=files,
+                                    shared_from=shared_from)
         write_bundle(paths.bundle, oci_config(request, self.p.limits()))
         write_info(paths.info, info)
         self.p.store.put_container(StoredContainer(
@@ -245,6 +249,15 @@ class Assembler:
             if use.subpath and not (paths.volume_dir(use.volume) / use.subpath).is_dir():
                 raise PermanentDriverError(
                     f"service {svc.name}: subpath {use.subpath} does not exist in volume {use.volume}")
+
+    def _shared_from(self, stack: Stack, svc: Service) -> dict[str, tuple[SharedMount, ...] | None]:
+        """What each container of ``volumes_from`` lends, for those that exist here."""
+        out: dict[str, tuple[SharedMount, ...] | None] = {}
+        for src in sharing.sources(stack, svc):
+            other = read_info(self.p.layout.container(src.container).info)
+            if other is not None:
+                out[src.container] = other.shared_mounts
+        return out
 
     def _binds(self, svc: Service) -> None:
         for v in svc.volumes:

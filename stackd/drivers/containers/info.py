@@ -3,7 +3,8 @@
 
 The stack is only known while a container is created; stopping, removing, listing and the
 rewrites of the project's hosts files and nft table later need its networks, addresses,
-aliases, published ports, anonymous volumes and stop signal. They are written here once, at
+aliases, published ports, anonymous volumes, stop signal, and the mounts it lends to
+``volumes_from``. They are written here once, at
 create time, atomically, and read back as frozen data. Reading and writing this one file is the
 only I/O of this module; it decides nothing.
 """
@@ -15,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from stackd.drivers.containers.mounts import SharedMount
 from stackd.drivers.fsutil import write_atomic
 from stackd.drivers.images.config import Healthcheck
 from stackd.errors import PermanentDriverError
@@ -82,6 +84,8 @@ class ContainerInfo:
     labels: dict[str, str] = field(default_factory=dict)
     healthcheck: Healthcheck | None = None
     """the image's healthcheck (``HEALTHCHECK``), for the health of the container"""
+    shared_mounts: tuple[SharedMount, ...] | None = None
+    """the volumes and binds ``volumes_from`` takes from it (``None``: not recorded)"""
 
     def address_on(self, key: str) -> str | None:
         return next((a.address for a in self.attachments if a.key == key), None)
@@ -110,6 +114,9 @@ class ContainerInfo:
             raw["anonymous_volumes"] = tuple(raw.get("anonymous_volumes", ()))
             check = raw.get("healthcheck")
             raw["healthcheck"] = Healthcheck(**{**check, "test": tuple(check["test"])}) if check else None
+            shared = raw.get("shared_mounts")
+            raw["shared_mounts"] = None if shared is None else tuple(
+                SharedMount(**{**m, "options": tuple(m["options"])}) for m in shared)
             return cls(**raw)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise PermanentDriverError(f"{what} is damaged: {exc}") from exc

@@ -7,6 +7,8 @@ OCI mounts of all of it plus the container's hosts, hostname and resolv.conf fil
   its target, so that a recreated container of the same name finds it again (Compose keeps
   anonymous volumes across a recreate) and ``remove_container(volumes=True)`` knows it;
 - binds keep their options (read-only, propagation, non-recursive);
+- ``volumes_from`` mounts (``SharedMount``s of another container, see ``sharing``) come first and
+  yield to any mount of the service's own at the same target; their targets need no image volume;
 - secrets are mounted read-only at ``/run/secrets/<target or source>``, configs at their target
   (``/<source>`` by default), both from copies under the container's directory.
 
@@ -49,6 +51,25 @@ class VolumeUse:
 
 
 @dataclass(frozen=True)
+class SharedMount:
+    """A volume or bind of a container as ``volumes_from`` passes it on: where it is mounted, the
+    host path it comes from, its bind options (``ro`` among them when read-only) and, for a
+    volume, the volume's name."""
+
+    target: str
+    source: str
+    options: tuple[str, ...] = ("rbind",)
+    volume: str | None = None
+
+    @property
+    def read_only(self) -> bool:
+        return "ro" in self.options
+
+    def mount(self) -> Mount:
+        return Mount(self.target, self.source, "bind", self.options)
+
+
+@dataclass(frozen=True)
 class FileUse:
     """A secret or config the container gets: where its copy goes (a file name under the
     container's ``secrets``/``configs`` directory), where it is mounted, and its owner and mode."""
@@ -73,9 +94,10 @@ def _norm(path: str) -> str:
     return posixpath.normpath(path) if path.startswith("/") else path
 
 
-def volume_uses(stack: Stack, svc: Service, image: ImageConfig, container: str) -> list[VolumeUse]:
+def volume_uses(stack: Stack, svc: Service, image: ImageConfig, container: str,
+                inherited: Sequence[SharedMount] = ()) -> list[VolumeUse]:
     """The volumes container ``container`` of ``svc`` mounts, in the service's order, then the
-    image's ``VOLUME``s that no mount of the service covers."""
+    image's ``VOLUME``s that no mount of the service nor an ``inherited`` one covers."""
     uses: list[VolumeUse] = []
     for v in svc.volumes:
         if v.type != "volume":
@@ -91,7 +113,7 @@ def volume_uses(stack: Stack, svc: Service, image: ImageConfig, container: str) 
         else:
             uses.append(VolumeUse(anonymous_volume_name(container, v.target), v.target,
                                   read_only=bool(v.read_only), nocopy=nocopy))
-    covered = {_norm(v.target) for v in svc.volumes}
+    covered = {_norm(v.target) for v in svc.volumes} | {_norm(m.target) for m in inherited}
     for path in image.volumes:
         if _norm(path) not in covered and path.startswith("/"):
             uses.append(VolumeUse(anonymous_volume_name(container, path), _norm(path)))
@@ -132,7 +154,19 @@ def _file_use(kind: str, i: int, ref: FileRef, service: str) -> FileUse:
                    _number(ref.gid, f"{kind} {ref.source} gid", service), _octal(ref.mode, 0o444))
 
 
-def _bind(v: ServiceVolume, svc: Service) -> Mount:
+def volume_source(svc: Service, use: VolumeUse, paths: ContainerPaths) -> str:
+    """The host path a volume use mounts (its ``subpath`` below the volume's data)."""
+    source = paths.volume_dir(use.volume)
+    if use.subpath:
+        sub = posixpath.normpath(use.subpath)
+        if sub.startswith(("/", "..")):
+            raise PermanentDriverError(f"service {svc.name}: volume subpath {use.subpath!r} must stay "
+                                       "inside the volume")
+        source = source / sub
+    return str(source)
+
+
+def bind_mount(v: ServiceVolume, svc: Service) -> Mount:
     assert v.source is not None
     options: list[str] = []
     recursive = v.bind.recursive if v.bind else None
@@ -168,25 +202,19 @@ def tmpfs_flag_mount(spec: str) -> Mount:
 
 def service_mounts(svc: Service, uses: Sequence[VolumeUse], files: Sequence[FileUse],
                    paths: ContainerPaths, *, net_files: ContainerPaths,
-                   init_binary: str | None = None) -> tuple[Mount, ...]:
+                   init_binary: str | None = None, inherited: Sequence[SharedMount] = ()
+                   ) -> tuple[Mount, ...]:
     """Every mount of the container (``spec.oci_config`` adds /proc, /dev and the rest):
-    volumes, binds, tmpfs, secrets and configs, the init binary, and hosts/hostname/resolv.conf
-    (those of ``net_files``: the container's own, or those of the container whose network
-    namespace it joins)."""
+    ``inherited`` (``volumes_from``), volumes, binds, tmpfs, secrets and configs, the init
+    binary, and hosts/hostname/resolv.conf (those of ``net_files``: the container's own, or
+    those of the container whose network namespace it joins)."""
     mounts: list[Mount] = []
     for use in uses:
-        source = paths.volume_dir(use.volume)
-        if use.subpath:
-            sub = posixpath.normpath(use.subpath)
-            if sub.startswith(("/", "..")):
-                raise PermanentDriverError(f"service {svc.name}: volume subpath {use.subpath!r} must stay "
-                                           "inside the volume")
-            source = source / sub
-        options = ("rbind", "ro") if use.read_only else ("rbind",)
-        mounts.append(Mount(_norm(use.target), str(source), "bind", options))
+        mounts.append(Mount(_norm(use.target), volume_source(svc, use, paths),
+                            "bind", ("rbind", "ro") if use.read_only else ("rbind",)))
     for v in svc.volumes:
         if v.type == "bind":
-            mounts.append(_bind(v, svc))
+            mounts.append(bind_mount(v, svc))
         elif v.type == "tmpfs":
             mounts.append(_tmpfs_mount(v))
         elif v.type != "volume":
@@ -198,6 +226,8 @@ def service_mounts(svc: Service, uses: Sequence[VolumeUse], files: Sequence[File
         mounts.append(Mount(f.target, str(folder / f.file), "bind", ("rbind", "ro")))
     if init_binary is not None:
         mounts.append(Mount(INIT_PATH, init_binary, "bind", ("rbind", "ro")))
+    taken = {m.destination for m in mounts}
+    mounts[:0] = [m.mount() for m in inherited if _norm(m.target) not in taken]
     taken = {m.destination for m in mounts}
     for destination, source in (("/etc/hosts", net_files.hosts), ("/etc/hostname", paths.hostname),
                                 ("/etc/resolv.conf", net_files.resolv_conf)):

@@ -13,10 +13,11 @@ driver turns into config.json, with Docker's and Compose's semantics:
 - limits (see ``resources``), ``ulimits``, ``sysctls``, ``shm_size``, ``oom_score_adj``;
 - namespaces: the network namespace chosen by the host driver; ``pid``/``ipc``/``uts``/
   ``cgroup: host`` share the host's;
-- mounts (see ``mounts``), the cgroup ``/<root>/<project>/<group>/<name>``, and annotations
-  with every ``stackd.labels`` key (project, service, number, config hash and parts, group,
-  image), Compose's own keys, the service's ``labels`` and ``annotations``, and the stop
-  signal (``org.opencontainers.image.stopSignal``).
+- mounts (see ``mounts``; ``volumes_from`` in ``sharing``), the cgroup
+  ``/<root>/<project>/<group>/<name>``, and annotations with every ``stackd.labels`` key
+  (project, service, number, config hash and parts, group, image), Compose's own keys, the
+  service's ``labels`` and ``annotations``, and the stop signal
+  (``org.opencontainers.image.stopSignal``).
 
 Pure: everything it needs is passed in (the image's /etc files as text, host paths as data).
 A request the service cannot make is a ``PermanentDriverError`` naming the service.
@@ -33,6 +34,7 @@ from stackd import labels
 from stackd.drivers.containers.mounts import (
     INIT_PATH,
     FileUse,
+    SharedMount,
     VolumeUse,
     file_uses,
     service_mounts,
@@ -40,6 +42,7 @@ from stackd.drivers.containers.mounts import (
 )
 from stackd.drivers.containers.paths import ContainerPaths
 from stackd.drivers.containers.resources import service_resources, service_rlimits, shm_size
+from stackd.drivers.containers.sharing import inherited_mounts
 from stackd.drivers.containers.users import EtcFiles, home_of, resolve
 from stackd.drivers.images.config import ImageConfig
 from stackd.drivers.runtime.request import (
@@ -162,14 +165,17 @@ def container_request(stack: Stack, service: str, number: int, name: str, *, ima
                       paths: ContainerPaths, netns: str, identity: Identity, etc: EtcFiles | None = None,
                       net_files: ContainerPaths | None = None, init_binary: str | None = None,
                       devices: Sequence[Device] = (), uses: Sequence[VolumeUse] | None = None,
-                      files: Sequence[FileUse] | None = None) -> ContainerRequest:
+                      files: Sequence[FileUse] | None = None,
+                      shared_from: Mapping[str, Sequence[SharedMount] | None] | None = None
+                      ) -> ContainerRequest:
     """The request for container ``name`` (number ``number``) of ``service``.
 
     ``netns`` is ``host`` or the path of the network namespace to join; ``net_files`` are the
     paths whose hosts and resolv.conf it mounts (its own by default); ``init_binary`` the host
     path of the init to mount when the service sets ``init: true``; ``devices`` the resolved
     device nodes of ``devices:``; ``uses``/``files`` the volumes and secret/config copies
-    (computed from the stack when not given)."""
+    (computed from the stack when not given); ``shared_from`` what each container the service
+    names in ``volumes_from`` lends (see ``sharing.inherited_mounts``)."""
     svc = stack.services[service]
     etc = etc or EtcFiles()
     if svc.init and init_binary is None:
@@ -178,10 +184,11 @@ def container_request(stack: Stack, service: str, number: int, name: str, *, ima
     user = resolve(service, svc.user or image.user, etc, tuple(svc.group_add))
     no_new_privileges, seccomp = security(svc)
     signal, _ = stop_signal(svc, image)
-    volumes = volume_uses(stack, svc, image, name) if uses is None else uses
+    inherited = inherited_mounts(stack, svc, shared_from or {})
+    volumes = volume_uses(stack, svc, image, name, inherited) if uses is None else uses
     copies = file_uses(svc) if files is None else files
     mounts = service_mounts(svc, volumes, copies, paths, net_files=net_files or paths,
-                            init_binary=init_binary if svc.init else None)
+                            init_binary=init_binary if svc.init else None, inherited=inherited)
     cwd = svc.working_dir or image.working_dir or "/"
     notes = container_annotations(stack, svc, number, identity)
     notes[STOP_SIGNAL_ANNOTATION] = signal
