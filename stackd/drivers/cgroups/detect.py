@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from stackd.drivers.mountinfo import MountEntry, parse_mountinfo
 from stackd.errors import PermanentDriverError
 
 LayoutMode = Literal["v1", "v2", "hybrid"]
@@ -60,44 +61,9 @@ class CgroupLayout:
         return tuple(out)
 
 
-@dataclass(frozen=True)
-class _Mount:
-    mount_point: str
-    fstype: str
-    super_options: tuple[str, ...]
-
-
-def _unescape(text: str) -> str:
-    """mountinfo writes space, tab, newline and backslash as ``\\ooo`` (octal)."""
-    out: list[str] = []
-    i = 0
-    while i < len(text):
-        chunk = text[i + 1:i + 4]
-        if text[i] == "\\" and len(chunk) == 3 and all(c in "01234567" for c in chunk):
-            out.append(chr(int(chunk, 8)))
-            i += 4
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
-
-
-def _cgroup_mounts(text: str) -> list[_Mount]:
+def _cgroup_mounts(text: str) -> list[MountEntry]:
     """The cgroup and cgroup2 entries of a mountinfo text, in order (malformed lines skipped)."""
-    mounts: list[_Mount] = []
-    for line in text.splitlines():
-        fields = line.split(" ")
-        if "-" not in fields:
-            continue
-        sep = fields.index("-")
-        if sep < 6 or len(fields) < sep + 3:
-            continue
-        fstype = fields[sep + 1]
-        if fstype not in ("cgroup", "cgroup2"):
-            continue
-        options = tuple(fields[sep + 3].split(",")) if len(fields) > sep + 3 else ()
-        mounts.append(_Mount(_unescape(fields[4]), fstype, options))
-    return mounts
+    return [m for m in parse_mountinfo(text) if m.fstype in ("cgroup", "cgroup2")]
 
 
 def _preference(mount_point: str) -> tuple[int, int]:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 import resource
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from stackd.drivers.mountinfo import MountEntry, parse_mountinfo
 from stackd.drivers.runtime.request import Device, HostLimits
 from stackd.drivers.runtime.spec import RLIMIT_NAMES
 from stackd.errors import PermanentDriverError
@@ -23,48 +23,6 @@ CgroupMode = Literal["v1", "v2", "hybrid"]
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 _SKIPPED_DEV_DIRS = frozenset({"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"})
-
-
-@dataclass(frozen=True)
-class MountEntry:
-    """One line of /proc/self/mountinfo: where, what file system, its super-block options."""
-
-    mount_point: str
-    fstype: str
-    source: str
-    super_options: tuple[str, ...]
-
-
-def _unescape(field: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as ``\\ooo``."""
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and i + 4 <= len(field) and field[i + 1:i + 4].isdigit():
-            out.append(chr(int(field[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
-def parse_mountinfo(text: str) -> list[MountEntry]:
-    """The entries of a /proc/<pid>/mountinfo text (malformed lines are skipped)."""
-    entries = []
-    for line in text.splitlines():
-        fields = line.split()
-        if "-" not in fields:
-            continue
-        sep = fields.index("-")
-        if sep < 6 or len(fields) < sep + 3:
-            continue
-        entries.append(MountEntry(
-            mount_point=_unescape(fields[4]),
-            fstype=fields[sep + 1],
-            source=_unescape(fields[sep + 2]),
-            super_options=tuple(fields[sep + 3].split(",")) if len(fields) > sep + 3 else (),
-        ))
-    return entries
 
 
 def cgroup_mode(entries: list[MountEntry]) -> CgroupMode:

@@ -16,25 +16,10 @@ matching functions are pure; only ``find_uses`` reads ``/proc``. Nothing here ch
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-_ESCAPE = re.compile(r"\\([0-7]{3})")
-
-
-@dataclass(frozen=True)
-class MountEntry:
-    """One line of a mountinfo table (the fields stackd needs)."""
-
-    mount_id: int
-    device: str
-    """``major:minor`` of the file system"""
-    root: str
-    """the directory of the file system that forms the root of the mount"""
-    mount_point: str
-    fstype: str
-    source: str
+from stackd.drivers.mountinfo import MountEntry, parse_mountinfo
 
 
 @dataclass(frozen=True, order=True)
@@ -43,26 +28,6 @@ class MountUse:
 
     pid: int
     mount_point: str
-
-
-def unescape(field: str) -> str:
-    """A mountinfo path with its octal escapes (``\\040`` for a space, ...) decoded."""
-    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
-
-
-def parse_mountinfo(text: str) -> list[MountEntry]:
-    """The entries of a ``/proc/<pid>/mountinfo`` text; malformed lines are skipped."""
-    entries = []
-    for line in text.splitlines():
-        fields = line.split(" ")
-        try:
-            dash = fields.index("-", 6)
-            entries.append(MountEntry(mount_id=int(fields[0]), device=fields[2], root=unescape(fields[3]),
-                                      mount_point=unescape(fields[4]), fstype=fields[dash + 1],
-                                      source=unescape(fields[dash + 2])))
-        except (ValueError, IndexError):
-            continue
-    return entries
 
 
 def is_under(path: str, base: str) -> bool:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from stackd.drivers.mountinfo import parse_mountinfo
 from stackd.drivers.runtime.host import (
     cgroup_mode,
     cgroup_mount_points,
-    parse_mountinfo,
     read_cgroup_features,
     unified_mount_point,
 )

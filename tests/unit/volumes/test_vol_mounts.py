@@ -6,15 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from stackd.drivers.volumes.mounts import (
-    MountEntry,
-    MountUse,
-    containing_mount,
-    find_uses,
-    fs_path,
-    parse_mountinfo,
-    uses_in,
-)
+from stackd.drivers.mountinfo import MountEntry, parse_mountinfo
+from stackd.drivers.volumes.mounts import MountUse, containing_mount, find_uses, fs_path, uses_in
 
 HOST = """\
 22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda rw
@@ -28,7 +21,7 @@ bogus line
 def test_parse_reads_fields_and_unescapes() -> None:
     entries = parse_mountinfo(HOST)
     assert len(entries) == 4
-    assert entries[2] == MountEntry(41, "254:2", "/srv", "/var/lib/stackd", "xfs", "/dev/vdb")
+    assert entries[2] == MountEntry(41, "254:2", "/srv", "/var/lib/stackd", "xfs", "/dev/vdb", ("rw",))
     assert entries[3].mount_point == "/mnt/with space" and entries[3].source == "my tmpfs"
 
 
