@@ -2,13 +2,15 @@
 
 The runtime reads it for cgroup mounts and features, the cgroups driver for the layout, the
 volumes driver for who uses a directory (device and root of each mount), the container driver
-for its overlay mounts. Parsing is pure; only ``read_mountinfo`` reads ``/proc``.
+for its overlay mounts, the builder and the tests for what is mounted under a directory.
+Parsing is pure; ``mounts_under`` reads ``/proc/self/mountinfo``.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 _ESCAPE = re.compile(r"\\([0-7]{3})")
 
@@ -48,3 +50,16 @@ def parse_mountinfo(text: str) -> list[MountEntry]:
         except (ValueError, IndexError):
             continue
     return entries
+
+
+def mounts_under(root: Path) -> list[str]:
+    """Mount points at or below ``root`` in this mount namespace, deepest first."""
+    prefix = str(root).rstrip("/")
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8") as f:
+            entries = parse_mountinfo(f.read())
+    except OSError:
+        return []
+    points = [e.mount_point for e in entries
+              if e.mount_point == prefix or e.mount_point.startswith(prefix + "/")]
+    return sorted(points, key=len, reverse=True)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from stackd.drivers.mountinfo import mounts_under
 from stackd.errors import PermanentDriverError, TransientDriverError
 
 MOUNT_TIMEOUT = 60.0
@@ -97,22 +98,6 @@ class PlainMounter:
     def unmount(self, target: Path) -> None:
         target.unlink()
         del self.mounted[target]
-
-
-def mounts_under(root: Path) -> list[str]:
-    """Mount points at or below ``root``, deepest first (from /proc/self/mountinfo)."""
-    prefix = str(root).rstrip("/")
-    points = []
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8") as f:
-            for line in f:
-                fields = line.split()
-                point = fields[4].replace("\\040", " ").replace("\\011", "\t").replace("\\134", "\\")
-                if point == prefix or point.startswith(prefix + "/"):
-                    points.append(point)
-    except OSError:
-        return []
-    return sorted(points, key=len, reverse=True)
 
 
 def unmount_under(root: Path) -> None:

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from stackd.drivers.builder import BuildError, BuildEvent, build_image
-from stackd.drivers.builder.mounts import mounts_under, unmount_under
+from stackd.drivers.builder.mounts import unmount_under
 from stackd.drivers.images.records import ImageRef
 from stackd.drivers.images.store import ImageStore
+from stackd.drivers.mountinfo import mounts_under
 from stackd.drivers.runtime import ContainerRequest, OciRuntime, oci_config, probe_host_limits, write_bundle
 from tests.host.builder.conftest import DebianStore
 from tests.host.images.hostutil import mount_overlay, need_tool

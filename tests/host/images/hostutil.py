@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from stackd.drivers.mountinfo import mounts_under
+
 PREFIX = "stkt-img-"
 
 
@@ -39,17 +41,6 @@ def need_tool(name: str, package: str) -> str:
     return path
 
 
-def _mounts_under(root: Path) -> list[str]:
-    """Mount points at or below ``root``, deepest first."""
-    points = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            point = line.split()[4].replace("\\040", " ")
-            if point == str(root) or point.startswith(f"{root}/"):
-                points.append(point)
-    return sorted(points, key=len, reverse=True)
-
-
 @contextmanager
 def scratch() -> Iterator[Path]:
     """A fresh ``/tmp/stkt-img-*`` directory; on exit (also on failure) every mount under it is
@@ -58,7 +49,7 @@ def scratch() -> Iterator[Path]:
     try:
         yield root
     finally:
-        for point in _mounts_under(root):
+        for point in mounts_under(root):
             if subprocess.run(["umount", point], capture_output=True, check=False).returncode:
                 subprocess.run(["umount", "-l", point], capture_output=True, check=False)
         shutil.rmtree(root, ignore_errors=True)

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import pytest
 
+from stackd.drivers.mountinfo import mounts_under
+
 PREFIX = "stkt-ix-"
 BUSYBOX = Path("/bin/busybox")
 TIMEOUT = 180.0
@@ -90,17 +92,6 @@ def remove_cgroups(name: str) -> list[str]:
             else:
                 left.append(str(d))
     return left
-
-
-def mounts_under(root: Path) -> list[str]:
-    """Mount points at or below ``root``, deepest first."""
-    points = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            point = line.split()[4].replace("\\040", " ")
-            if point == str(root) or point.startswith(f"{root}/"):
-                points.append(point)
-    return sorted(points, key=len, reverse=True)
 
 
 def unmount_all(root: Path) -> None:

@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from stackd.drivers.images import ImageRef, ImageStore
+from stackd.drivers.mountinfo import mounts_under
 from stackd.drivers.runtime import ContainerRequest, OciRuntime, oci_config, probe, probe_host_limits
 from stackd.drivers.runtime.bundle import write_bundle
 from tests.host.interop.podman import (
@@ -36,7 +37,6 @@ from tests.host.interop.podman import (
     PREFIX,
     HostState,
     PrivatePodman,
-    mounts_under,
     need,
     need_tools,
     processes_using,

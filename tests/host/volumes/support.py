@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from stackd.drivers.mountinfo import mounts_under
+
 PREFIX = "stkt-vol-"
 
 
@@ -28,17 +30,6 @@ def need_root() -> None:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-
-
-def mounts_under(root: Path) -> list[str]:
-    """Mount points at or below ``root`` in this namespace, deepest first."""
-    points = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            point = line.split()[4].replace("\\040", " ")
-            if point == str(root) or point.startswith(f"{root}/"):
-                points.append(point)
-    return sorted(points, key=len, reverse=True)
 
 
 @contextmanager
