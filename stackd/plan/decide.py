@@ -155,6 +155,9 @@ class _Decider:
             trigger = self._restart_trigger(name)
             if trigger:
                 return Step(c.number, "restart", trigger, c)
+        if in_scope and c.state == "exited" and self.opt.restartable is not None \
+                and c.name not in self.opt.restartable:
+            return Step(c.number, "keep", "", c)  # the restart policy keeps it exited (for now)
         if in_scope and c.state in {"created", "exited", "dead"}:
             exited = f"exited (code {c.exit_code})" if c.exit_code is not None else "exited"
             cause = {"created": "created, not started", "dead": "container dead", "exited": exited}[c.state]

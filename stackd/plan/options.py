@@ -26,6 +26,7 @@ class UpOptions:
     scale: Mapping[str, int] = field(default_factory=dict)
     build: bool = False
     no_build: bool = False
+    restartable: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,7 +14,8 @@ file or of containers in the snapshot. The rules (after docker compose's converg
 - an existing container is recreated (stop, remove, create, start) when its config hash
   differs (the cause names the changed keys), its image was replaced, it is dead, or
   ``--force-recreate`` targets it; a stopped (``created``/``exited``) container is started, as
-  ``up`` does in Compose; a paused one is left paused (with a warning).
+  ``up`` does in Compose (for the reconciler, ``UpOptions.restartable`` names the exited ones its
+  restart policy starts now; the others stay exited); a paused one is left paused (with a warning).
 - recreating a service also recreates the containers that share its network namespace or its
   volumes (``network_mode: service:X``, ``volumes_from: X``) and restarts (stop, start) the
   running dependents that declare ``restart: true`` on it.

@@ -82,3 +82,10 @@ class ContainerMethods(Database):
     def set_stopped_by_user(self, name: str, stopped: bool) -> StoredContainer | None:
         """Mark ``name`` as stopped by the user (``stop``) or not (``start``, ``up``)."""
         return self._update(name, "stopped_by_user = ?", (int(stopped),))
+
+    def set_restart_state(self, name: str, *, restarts: int,
+                          backoff_until: datetime | None) -> StoredContainer | None:
+        """Set the restart count of ``name`` (restarts made in a row) and when the next one is due."""
+        if restarts < 0:
+            raise ValueError(f"container {name}: restarts cannot be negative ({restarts})")
+        return self._update(name, "restarts = ?, backoff_until = ?", (restarts, opt_time_text(backoff_until)))

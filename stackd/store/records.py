@@ -20,8 +20,9 @@ JsonScalar = str | int | float | bool | None
 
 @dataclass(frozen=True)
 class StackRevision:
-    """One applied desired state of a project: the files and overlays it came from and the
-    model as JSON (``Stack.model_dump_json()``). Revisions of a project only ever increase."""
+    """One applied desired state of a project: the files and overlays it came from, the model
+    as JSON (``Stack.model_dump_json()``) and the options of ``up`` that shape it, as a JSON
+    object (``options_json``). Revisions of a project only ever increase."""
 
     project: str
     revision: int
@@ -29,6 +30,7 @@ class StackRevision:
     envs: tuple[str, ...]
     stack_json: str
     applied_at: datetime
+    options_json: str = "{}"
 
 
 @dataclass(frozen=True)

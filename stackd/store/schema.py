@@ -87,7 +87,13 @@ CREATE TABLE events (
 CREATE INDEX events_by_project ON events (project, id);
 """
 
-MIGRATIONS: tuple[str, ...] = (V1,)
+# The reconciler keeps the options of ``up`` that shape the desired state (targets, scale) with
+# each revision; ``stopped_by_user`` is set by ``stack stop`` and cleared by ``start``/``up``.
+V2 = """
+ALTER TABLE stacks ADD COLUMN options TEXT NOT NULL DEFAULT '{}';   -- JSON object
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1, V2)
 
 
 def statements(script: str) -> Iterator[str]:

@@ -14,19 +14,21 @@ from stackd.store.base import Database
 from stackd.store.codec import check_strings, dump_json, load_strings, parse_time, time_text
 from stackd.store.records import StackRevision
 
-_COLUMNS = "project, revision, files, envs, stack_json, applied_at"
+_COLUMNS = "project, revision, files, envs, stack_json, applied_at, options"
 
 
 def _stack(row: sqlite3.Row) -> StackRevision:
     return StackRevision(project=row["project"], revision=int(row["revision"]),
                          files=load_strings(row["files"], f"files of {row['project']}"),
                          envs=load_strings(row["envs"], f"envs of {row['project']}"),
-                         stack_json=row["stack_json"], applied_at=parse_time(row["applied_at"]))
+                         stack_json=row["stack_json"], applied_at=parse_time(row["applied_at"]),
+                         options_json=row["options"])
 
 
 class StackMethods(Database):
     def add_stack_revision(self, project: str, *, files: Sequence[str], envs: Sequence[str] = (),
-                           stack_json: str, applied_at: datetime | None = None) -> StackRevision:
+                           stack_json: str, applied_at: datetime | None = None,
+                           options_json: str = "{}") -> StackRevision:
         """Record a newly applied desired state of ``project``; it gets the next revision."""
         file_list = check_strings(files, "files")
         env_list = check_strings(envs, "envs")
@@ -39,10 +41,10 @@ class StackMethods(Database):
             row = self._read_one("SELECT last FROM revision_counters WHERE project = ?", (project,))
             assert row is not None
             revision = int(row["last"])
-            self._write(f"INSERT INTO stacks ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-                        (project, revision, files_text, envs_text, stack_json, when_text))
+            self._write(f"INSERT INTO stacks ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (project, revision, files_text, envs_text, stack_json, when_text, options_json))
         return StackRevision(project, revision, tuple(file_list), tuple(env_list), stack_json,
-                             parse_time(when_text))
+                             parse_time(when_text), options_json)
 
     def latest_stack(self, project: str) -> StackRevision | None:
         """The newest revision of ``project`` still kept (None when nothing was applied)."""

@@ -52,6 +52,18 @@ def test_stopped_containers_are_started_like_compose_up_does() -> None:
     assert _cause(p, "start service:worker:2") == "created, not started"
 
 
+def test_reconciler_starts_only_the_exited_containers_its_restart_policy_names() -> None:
+    host = up_from_scratch(stack())
+    _with(host, "demo-worker-1", state="exited", exit_code=1)
+    _with(host, "demo-worker-2", state="exited", exit_code=137)
+    observed = _with(host, "demo-db-1", state="created")
+    p = plan(stack(), observed, UpOptions(restartable=frozenset({"demo-worker-2"})))
+    # worker-1 waits for its backoff; a container never started is started whatever the policy
+    assert sorted(_ids(p)) == ["start service:db:1", "start service:worker:2"]
+    assert plan(stack(), observed, UpOptions(restartable=frozenset())).get("start service:db:1")
+    assert "start service:worker:1" in _ids(plan(stack(), observed))  # `stack up` starts it
+
+
 def test_paused_container_is_left_paused_with_a_warning() -> None:
     host = up_from_scratch(stack())
     p = plan(stack(), _with(host, "demo-db-1", state="paused"))

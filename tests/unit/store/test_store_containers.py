@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
+
 from stackd.store import Store, StoredContainer
 from tests.unit.store.support import T0
 
@@ -82,3 +84,15 @@ def test_updates_of_a_missing_container_return_none_and_create_nothing(store: St
     assert store.reset_restarts("ghost") is None
     assert store.set_stopped_by_user("ghost", True) is None
     assert store.containers() == []
+
+
+def test_restart_state_is_set_as_the_reconciler_decided(store: Store) -> None:
+    store.put_container(_web())
+    due = T0 + timedelta(seconds=3)
+    set_ = store.set_restart_state("demo-web-1", restarts=4, backoff_until=due)
+    assert set_ is not None and (set_.restarts, set_.backoff_until) == (4, due)
+    cleared = store.set_restart_state("demo-web-1", restarts=5, backoff_until=None)
+    assert cleared is not None and (cleared.restarts, cleared.backoff_until) == (5, None)
+    with pytest.raises(ValueError, match="negative"):
+        store.set_restart_state("demo-web-1", restarts=-1, backoff_until=None)
+    assert store.set_restart_state("ghost", restarts=1, backoff_until=None) is None

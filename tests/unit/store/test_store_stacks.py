@@ -68,3 +68,11 @@ def test_forget_drops_revisions_but_numbering_continues(store: Store) -> None:
     assert store.forget_stack("a") == 2
     assert store.latest_stack("a") is None and store.stack_projects() == []
     assert store.add_stack_revision("a", files=[], stack_json="{}").revision == 3
+
+
+def test_a_revision_keeps_the_options_that_shape_it(store: Store) -> None:
+    r = store.add_stack_revision("opt", files=["stack.yaml"], stack_json="{}",
+                                 options_json='{"scale":{"w":2}}')
+    assert store.latest_stack("opt") == r
+    assert r.options_json == '{"scale":{"w":2}}'
+    assert store.add_stack_revision("opt", files=["stack.yaml"], stack_json="{}").options_json == "{}"
