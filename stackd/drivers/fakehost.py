@@ -13,10 +13,11 @@ scripts the results of ``exec_in`` (healthchecks), ``set_state``/``set_health``/
 change a container behind stackd's back, ``write_log`` appends to a container's log (k8s-file
 format, when a ``log_dir`` is given), ``script_usage`` feeds ``container_stats``, ``occupy``
 makes a host port busy as a listening process would (containers publishing it are refused, as
-are two containers publishing the same port), ``problems`` lists what the host lacks
-(``host_problems``) and ``image_healthchecks`` gives images a ``HEALTHCHECK``. It records
-every call in ``calls`` (stops' arguments in ``stopped_with``, ``None`` for a signal left to the
-driver; commands in ``execs``) and counts calls in flight (``max_in_flight``); ``hook`` runs at
+are two containers publishing the same port), ``drift`` schedules a repair that the next
+``repair_drift`` reports (once), ``problems`` lists what the host lacks (``host_problems``)
+and ``image_healthchecks`` gives images a ``HEALTHCHECK``. It records every call in ``calls``
+(stops' arguments in ``stopped_with``, ``None`` for a signal left to the driver; commands in
+``execs``) and counts calls in flight (``max_in_flight``); ``hook`` runs at
 the start of every call, outside the lock, so a test can hold calls to see how many run at
 once. Thread-safe: the executor calls it from worker threads. It never touches the host.
 """
@@ -42,6 +43,7 @@ from stackd.drivers.host import (
     ExecResult,
     Health,
     HealthRecord,
+    Repair,
     ResourceRecord,
 )
 from stackd.drivers.images.config import Healthcheck as ImageHealthcheck
@@ -94,6 +96,7 @@ class FakeHost:
         self.problems: list[str] = []
         self.image_healthchecks: dict[str, ImageHealthcheck] = {}  # image reference -> its HEALTHCHECK
         self._pids = itertools.count(1000)
+        self._drift: list[tuple[str | None, Repair]] = []  # (project or None: any stack, repair)
 
     # ------------------------------------------------------------------------------ steering
 
@@ -143,6 +146,11 @@ class FakeHost:
         stamp = (when or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         with open(self.log_path(name), "a", encoding="utf-8") as fh:
             fh.write(f"{stamp} {stream} F {text}\n")
+
+    def drift(self, resource: str, what: str, why: str, project: str | None = None) -> None:
+        """The next ``repair_drift`` (of ``project``'s stack, or of any when ``None``) reports
+        ``Repair(resource, what, why)``, once."""
+        self._drift.append((project, Repair(resource, what, why)))
 
     def calls_of(self, method: str) -> list[str]:
         return [target for m, target in self.calls if m == method]
@@ -398,3 +406,11 @@ class FakeHost:
             if not script:
                 return CgroupUsage()
             return script.pop(0) if len(script) > 1 else script[0]
+
+    # ------------------------------------------------------------------------------ drift
+
+    def repair_drift(self, stack: Stack, *, deep: bool = False) -> list[Repair]:
+        with self._call("repair_drift", stack.name):
+            due = [r for p, r in self._drift if p in (None, stack.name)]
+            self._drift = [(p, r) for p, r in self._drift if p not in (None, stack.name)]
+            return due

@@ -11,7 +11,9 @@ Besides carrying out operations, a host answers the questions asked before anyth
 (``host_problems``: what it lacks to run containers at all; ``port_conflicts``: which host
 ports that new containers would publish are taken), keeps the last healthcheck result of each
 container (``record_health``; reported back on its ``ContainerRecord``) and reports resource use
-(``container_stats``).
+(``container_stats``). ``repair_drift`` puts back the host objects of a running stack that
+were changed behind stackd's back (veths, bridges, the nft table, cgroup limits) and says what
+it did, one ``Repair`` each.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Literal, Protocol
 
 from stackd.drivers.cgroups.usage import CgroupUsage
 from stackd.drivers.images.config import Healthcheck as ImageHealthcheck
+from stackd.errors import DriverError, PermanentDriverError, TransientDriverError
 from stackd.spec.models import Stack
 
 ContainerState = Literal["created", "running", "paused", "exited", "dead"]
@@ -90,6 +93,38 @@ class ResourceRecord:
     config_hash: str = ""
 
 
+@dataclass(frozen=True)
+class Repair:
+    """One piece of drift put right by ``repair_drift``: the resource (``network:demo_default``,
+    ``container:demo-web-1``, ``group:background``, ``nft:demo``), what was done (``recreated
+    bridge stk-ab12cd``) and what was found (``bridge missing``)."""
+
+    resource: str
+    what: str
+    why: str
+
+    def render(self) -> str:
+        return f"{self.resource}: {self.what} ({self.why})"
+
+
+class RepairError(DriverError):
+    """``repair_drift`` failed on some resources; ``repairs`` are those it made before and
+    besides (they are done and stay done). Raised as ``TransientRepairError`` or
+    ``PermanentRepairError``, so that it is classified like any driver error."""
+
+    def __init__(self, message: str, repairs: Sequence[Repair] = ()) -> None:
+        super().__init__(message)
+        self.repairs: tuple[Repair, ...] = tuple(repairs)
+
+
+class TransientRepairError(RepairError, TransientDriverError):
+    pass
+
+
+class PermanentRepairError(RepairError, PermanentDriverError):
+    pass
+
+
 class HostDriver(Protocol):
     # the host itself ---------------------------------------------------------------------------
     def host_problems(self) -> list[str]:
@@ -141,4 +176,16 @@ class HostDriver(Protocol):
 
     def container_stats(self, name: str) -> CgroupUsage | None:
         """The container's resource use now; ``None`` when it has no cgroup (not running)."""
+        ...
+
+    # drift -------------------------------------------------------------------------------------
+    def repair_drift(self, stack: Stack, *, deep: bool = False) -> list[Repair]:
+        """Put back what was changed behind stackd's back on the host objects of the applied
+        ``stack``: the bridges of its networks, the veths of its running (or paused) containers,
+        cgroup limits of its groups and containers, missing group cgroups; with ``deep`` also
+        the project's nft table and the addresses and routes inside containers' namespaces
+        (costlier: it runs processes). Containers that do not run are left alone (their
+        endpoints are rebuilt when they start), and so is a container's process lifecycle.
+        Returns what was repaired, empty when nothing had drifted. Raises a ``RepairError``
+        naming every resource that could not be repaired, carrying the repairs made."""
         ...

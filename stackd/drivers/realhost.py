@@ -17,7 +17,9 @@ new address) and the project's nft table is rendered and applied in one transact
 per-project lock file (threads and other stackd processes alike); concurrent requests share one
 refresh (``StackResources.refresh``). Starting a container brings its network endpoints back
 first (after a reboot, or when someone deleted them), except right after this ``RealHost``
-created it, when they were just made. A container that publishes ports is
+created it, when they were just made. ``repair_drift`` puts back what was changed behind
+stackd's back on a running stack (``containers.drift``), under the same per-project lock. A
+container that publishes ports is
 created under a host-wide lock, after checking that no listening socket and no other container
 holds them (``containers.ports``). Every method blocks: the executor calls them from worker
 threads. Nothing here decides what should exist; it does what it is told and reports what it
@@ -44,6 +46,7 @@ from stackd.drivers.cgroups.paths import DEFAULT_ROOT as DEFAULT_CGROUP_ROOT
 from stackd.drivers.cgroups.usage import CgroupUsage
 from stackd.drivers.containers import hostcheck, listing, ports, teardown
 from stackd.drivers.containers.create import Assembler, HostFiles, Parts
+from stackd.drivers.containers.drift import DriftRepair
 from stackd.drivers.containers.health import read_health, write_health
 from stackd.drivers.containers.info import ContainerInfo, read_info
 from stackd.drivers.containers.networks import Networks
@@ -52,7 +55,7 @@ from stackd.drivers.containers.process import START_CHECK, Processes
 from stackd.drivers.containers.rootfs import is_mounted, mount_overlay
 from stackd.drivers.containers.stackres import StackResources
 from stackd.drivers.fsutil import write_atomic
-from stackd.drivers.host import ContainerRecord, ExecResult, HealthRecord
+from stackd.drivers.host import ContainerRecord, ExecResult, HealthRecord, Repair
 from stackd.drivers.images import ImageNotFoundError, ImageStore
 from stackd.drivers.monitor import exec_in as monitor_exec
 from stackd.drivers.monitor.exec import EXEC_TIMEOUT
@@ -113,6 +116,7 @@ class RealHost(StackResources):
                            lambda: self._init_binary or find_init(), host_files or HostFiles())
         self.processes = Processes(self.layout, self.runtime, conmon, start_check)
         self.assembler = Assembler(self.parts)
+        self.drift_repair = DriftRepair(self.layout, self.store, self.networks, self.cgroups)
 
     @classmethod
     def from_env(cls) -> RealHost:
@@ -303,3 +307,11 @@ class RealHost(StackResources):
         if info is None:
             return None
         return self.cgroups().stats(info.cgroups_path)
+
+    # ------------------------------------------------------------------------------ drift
+
+    def repair_drift(self, stack: Stack, *, deep: bool = False) -> list[Repair]:
+        """Put back what drifted on the host objects of ``stack`` (``containers.drift``), holding
+        the project's lock so that no container of the project is made or removed meanwhile."""
+        with self._project_lock(stack.name):
+            return self.drift_repair.run(stack, deep=deep)

@@ -1,0 +1,390 @@
+"""Drift repair of a running stack: put back, as recorded, the host objects someone changed behind
+stackd's back, and say what was done (``RealHost.repair_drift`` calls ``DriftRepair.run`` under
+the project's lock, on every pass of the reconciler).
+
+What is checked, in this order (what is wanted comes from the driver's own records: the store's
+networks, subnets and leases, each container's ``container.json`` and OCI config, the saved
+limits of each group; the comparisons are in ``driftrules``):
+
+1. groups: a missing group cgroup is made again with its limits; edited limits are written back
+   (``CgroupDriver.read_group`` + ``cgroups.drift`` + ``CgroupDriver.ensure_group``);
+2. bridges of the project's networks: missing, down, wrong address, ``route_localnet`` off ->
+   ``links.ensure_bridge``; ``ip_forward`` switched off while the project has networks -> on;
+3. veths of running (or paused) containers: missing, down, detached or in another bridge ->
+   ``Networks.reattach`` (same leased addresses, same routes);
+4. the cgroup limits of running containers, as their OCI config set them, written back;
+5. only when ``deep``: the project's nft table (``nftables.status``; missing or drifted ->
+   ``Networks.apply_table``) and, inside each running container's namespace, its interfaces'
+   addresses and state and its default route (-> ``Networks.reattach``).
+
+The cheap checks (1-4) run no process and open no namespace: the state of the links it looks
+for is read from sysfs (``/sys/class/net/<name>``: flags, master, kind; the daemon's own network
+namespace is the host's), their IPv4 addresses from one netlink address dump, and the rest
+from small files; a dump of every link on the host would cost more than all of that together.
+A container runs when its own cgroup holds a process (a kernel fact, no runtime call); one
+that does not is left alone (its endpoints are rebuilt when it starts), and so is every
+container's process lifecycle (the planner's). A network
+namespace that is gone while its container runs cannot be recreated (the process keeps the old
+one) and is reported as a failure. Each failed repair becomes a ``DriverError`` naming its
+resource; the others still run, and the failures are raised together at the end as a
+``RepairError`` carrying the repairs that were made. Blocking; decides nothing about desired
+state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import socket
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from ipaddress import IPv4Interface
+from pathlib import Path
+from typing import Any
+
+from pyroute2 import IPRoute  # type: ignore[import-untyped]
+from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
+
+from stackd.drivers import cgroups
+from stackd.drivers.cgroups import cgfs
+from stackd.drivers.containers import driftrules, listing
+from stackd.drivers.containers.info import ContainerInfo
+from stackd.drivers.containers.networks import Networks
+from stackd.drivers.containers.paths import HostLayout
+from stackd.drivers.host import PermanentRepairError, Repair, TransientRepairError
+from stackd.drivers.network import links, nftables
+from stackd.drivers.network.errors import classify
+from stackd.drivers.network.links import LinkState
+from stackd.drivers.runtime.bundle import CONFIG
+from stackd.errors import DriverError, PermanentDriverError, TransientDriverError
+from stackd.spec.models import Stack
+from stackd.store import Store
+
+SYS_NET = Path("/sys/class/net")
+_IFF_UP = 0x1
+
+
+class RepairPass:
+    """The repairs and failures of one ``run``."""
+
+    def __init__(self) -> None:
+        self.done: list[Repair] = []
+        self.failures: list[DriverError] = []
+
+    @contextlib.contextmanager
+    def attempt(self, resource: str, what: str, why: str) -> Iterator[None]:
+        """Run the body as the repair ``what`` of ``resource``; a failure is noted, named."""
+        try:
+            yield
+        except DriverError as exc:
+            kind = TransientDriverError if isinstance(exc, TransientDriverError) else PermanentDriverError
+            failure = kind(f"{resource}: could not repair ({why}): {exc}")
+            failure.__cause__ = exc
+            self.failures.append(failure)
+        else:
+            self.done.append(Repair(resource, what, why))
+
+    def fail(self, resource: str, message: str) -> None:
+        self.failures.append(PermanentDriverError(f"{resource}: {message}"))
+
+    def finish(self, project: str) -> list[Repair]:
+        if not self.failures:
+            return self.done
+        transient = all(isinstance(f, TransientDriverError) for f in self.failures)
+        kind = TransientRepairError if transient else PermanentRepairError
+        lines = "\n".join(f"  {f}" for f in self.failures)
+        raise kind(f"repairing the drift of stack {project}: {len(self.failures)} repair(s) failed:\n{lines}",
+                   self.done) from self.failures[0]
+
+
+@dataclasses.dataclass
+class _Config:
+    """The resources of a container's OCI config, kept while the file is unchanged."""
+
+    stamp: tuple[int, int]
+    resources: Mapping[str, Any]
+
+
+class DriftRepair:
+    """Drift checks and repairs for one ``RealHost`` (see the module docstring)."""
+
+    def __init__(self, layout: HostLayout, store: Store, networks: Networks,
+                 cgroup_driver: Callable[[], cgroups.CgroupDriver]) -> None:
+        self.layout = layout
+        self.store = store
+        self.networks = networks
+        self.cgroups = cgroup_driver
+        self._configs: dict[str, _Config] = {}
+
+    def run(self, stack: Stack, *, deep: bool = False) -> list[Repair]:
+        """Check the host objects of ``stack`` and repair what drifted; the caller holds the
+        project's lock. Raises ``RepairError`` (with the repairs made) when some repair failed."""
+        project = stack.name
+        cg = self.cgroups()
+        work = RepairPass()
+        self._groups(stack, cg, work)
+        infos = list(listing.infos(self.layout, project))
+        running = [i for i in infos if self._runs(cg, i)]
+        states = observe_links(self._link_names(project, running))
+        self._bridges(project, states, work)
+        self._veths(running, states, work)
+        self._limits(running, cg, work)
+        if deep:
+            self._table(project, infos, work)
+            self._inside(running, work)
+        return work.finish(project)
+
+    # ------------------------------------------------------------------------------ groups
+
+    def _groups(self, stack: Stack, cg: cgroups.CgroupDriver, work: RepairPass) -> None:
+        for res in self.store.resources(stack.name, "group"):
+            wanted = self._group_limits(stack, res.key)
+            if wanted is None:
+                continue
+            resource = f"group:{res.key}"
+            try:
+                found = cg.read_group(stack.name, res.key)
+            except DriverError as exc:
+                work.fail(resource, f"cannot read its limits: {exc}")
+                continue
+            path = cg.group_path(stack.name, res.key)
+            if found is None:
+                with work.attempt(resource, f"created cgroup {path} with its limits", "cgroup missing"):
+                    cg.ensure_group(stack.name, res.key, wanted)
+                continue
+            changed = cgroups.drift(wanted, found, cg.page_size)
+            if changed:
+                why = "; ".join(f"{n} is {_shown(getattr(found, n))}, not {_shown(getattr(wanted, n))}"
+                                for n in changed)
+                with work.attempt(resource, f"wrote back {', '.join(changed)} of {path}", why):
+                    cg.ensure_group(stack.name, res.key, wanted)
+
+    def _group_limits(self, stack: Stack, group: str) -> cgroups.GroupLimits | None:
+        """The limits the group was made with (its saved file), else the stack's."""
+        try:
+            saved = json.loads(self.layout.group_file(stack.name, group).read_bytes())
+            return cgroups.GroupLimits(**saved)
+        except (OSError, ValueError, TypeError):
+            declared = stack.groups.get(group)
+            return cgroups.GroupLimits.of(declared) if declared is not None else None
+
+    # ------------------------------------------------------------------------------ links
+
+    def _link_names(self, project: str, running: list[ContainerInfo]) -> set[str]:
+        names = {self.networks.bridge(r.name) for r in self.store.resources(project, "network")}
+        for info in running:
+            if info.network_mode == "networks":
+                names.update(self.networks.naming.veth(info.name, a.network) for a in info.attachments)
+                names.update(self.networks.bridge(a.network) for a in info.attachments)
+        return names
+
+    def _bridges(self, project: str, states: dict[str, LinkState], work: RepairPass) -> None:
+        networks = self.store.resources(project, "network")
+        for res in networks:
+            stored = self.store.subnet(res.name)
+            if stored is None:
+                continue
+            subnet = self.networks.subnet(res.name)
+            bridge = self.networks.bridge(res.name)
+            found = states.get(bridge)
+            localnet = _sysctl(f"net.ipv4.conf.{bridge}.route_localnet") if found is not None else None
+            problems = driftrules.bridge_problems(bridge, subnet.interface, found, localnet)
+            if not problems:
+                continue
+            what = (f"recreated bridge {bridge} with {subnet.interface}" if found is None
+                    else f"set bridge {bridge} up with {subnet.interface}")
+            with work.attempt(f"network:{res.name}", what, "; ".join(problems)):
+                links.ensure_bridge(bridge, subnet.interface)
+        if networks and _sysctl("net.ipv4.ip_forward") == "0":
+            with work.attempt(f"network:{networks[0].name}", "turned net.ipv4.ip_forward on",
+                              "ip_forward off"):
+                links.enable_ip_forward()
+
+    def _veths(self, running: list[ContainerInfo], states: dict[str, LinkState], work: RepairPass) -> None:
+        naming = self.networks.naming
+        for info in running:
+            if info.network_mode != "networks" or info.netns is None or not info.attachments:
+                continue
+            problems = []
+            for a in info.attachments:
+                veth, bridge = naming.veth(info.name, a.network), self.networks.bridge(a.network)
+                problems += driftrules.veth_problems(veth, bridge, states.get(veth))
+            if problems:
+                self._reattach(info, "; ".join(problems), work)
+
+    def _reattach(self, info: ContainerInfo, why: str, work: RepairPass) -> None:
+        resource = f"container:{info.name}"
+        if info.netns is None or not links.netns_exists(info.netns):
+            work.fail(resource, f"{why}, and its network namespace {info.netns} is gone: restart the "
+                      "container")
+            return
+        absent = [a.network for a in info.attachments
+                  if not (SYS_NET / self.networks.bridge(a.network) / "bridge").is_dir()]
+        if absent:
+            # a network of another stack (external here) lost its bridge: that stack puts it back,
+            # and a later pass of this one attaches the container again
+            return
+        made = ", ".join(f"{self.networks.naming.veth(info.name, a.network)} on "
+                         f"{self.networks.bridge(a.network)} with {a.address}" for a in info.attachments)
+        with work.attempt(resource, f"reattached {made}", why):
+            self.networks.reattach(info)
+
+    def _inside(self, running: list[ContainerInfo], work: RepairPass) -> None:
+        """Deep: addresses, state and default route inside each running container's namespace."""
+        repaired = {r.resource for r in work.done}
+        for info in running:
+            if info.network_mode != "networks" or info.netns is None or not info.attachments or \
+                    f"container:{info.name}" in repaired or not links.netns_exists(info.netns):
+                continue
+            try:
+                wanted = [(f"eth{i}", self.networks.subnet(a.network).interface_of(a.address))
+                          for i, a in enumerate(info.attachments)]
+                via = next((a for a in info.attachments if a.key == info.gateway), None)
+                gateway = self.networks.subnet(via.network).gateway if via is not None else None
+                problems = driftrules.inside_problems(wanted, gateway, links.netns_links(info.netns),
+                                                      links.default_gateway(info.netns))
+            except DriverError as exc:
+                work.fail(f"container:{info.name}", f"cannot look into its network namespace: {exc}")
+                continue
+            if problems:
+                self._reattach(info, "; ".join(problems), work)
+
+    # ------------------------------------------------------------------------------ nft
+
+    def _table(self, project: str, infos: list[ContainerInfo], work: RepairPass) -> None:
+        table = self.networks.table(project, infos)
+        if not table.bridges and not table.ports:
+            return
+        resource = f"nft:{project}"
+        try:
+            status = nftables.status(table)
+        except DriverError as exc:
+            work.fail(resource, f"cannot read table {table.name}: {exc}")
+            return
+        if status != "in-sync":
+            what = f"applied table {table.name} again"
+            with work.attempt(resource, what, f"table {table.name} {status}"):
+                self.networks.apply_table(project, infos)
+
+    # ------------------------------------------------------------------------------ containers
+
+    def _runs(self, cg: cgroups.CgroupDriver, info: ContainerInfo) -> bool:
+        """Whether a process is in the container's own cgroup (running or paused)."""
+        for controller in ("pids", "memory", "cpu"):
+            backing = cg.layout.backing(controller)
+            if backing is not None:
+                try:
+                    procs = cgfs.read(_under(backing[1], info.cgroups_path) / "cgroup.procs")
+                except DriverError:
+                    return False
+                return bool(procs and procs.strip())
+        return False
+
+    def _resources(self, name: str) -> Mapping[str, Any] | None:
+        path = self.layout.container(name).bundle / CONFIG
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        stamp = (st.st_mtime_ns, st.st_size)
+        cached = self._configs.get(name)
+        if cached is None or cached.stamp != stamp:
+            try:
+                config = json.loads(path.read_bytes())
+            except (OSError, ValueError):
+                return None
+            resources = (config.get("linux") or {}).get("resources") or {} if isinstance(config, dict) else {}
+            cached = self._configs[name] = _Config(stamp, resources if isinstance(resources, dict) else {})
+        return cached.resources
+
+    def _limits(self, running: list[ContainerInfo], cg: cgroups.CgroupDriver, work: RepairPass) -> None:
+        known = {i.name for i in running}
+        for name in [n for n in self._configs if n not in known]:
+            del self._configs[name]
+        for info in running:
+            resources = self._resources(info.name)
+            if resources is None:
+                continue
+            resource = f"container:{info.name}"
+            for controller in driftrules.CONTAINER_CONTROLLERS:
+                backing = cg.layout.backing(controller)
+                if backing is None:
+                    continue
+                version, mount = backing
+                folder = _under(mount, info.cgroups_path)
+                wanted = driftrules.container_files(resources, version, controller)
+                try:
+                    read = {f.name: cgfs.read(folder / f.name) for f in wanted}
+                except DriverError as exc:
+                    work.fail(resource, f"cannot read its {controller} limits: {exc}")
+                    continue
+                current = {name: text for name, text in read.items() if text is not None}
+                drifted = [f for f in wanted if driftrules.file_drifted(f, current.get(f.name), cg.page_size)]
+                if not drifted:
+                    continue
+                why = "; ".join(f"{f.name} is {current[f.name]}, not {f.value}" for f in drifted)
+                what = f"wrote back {', '.join(f.name for f in drifted)} of {info.cgroups_path}"
+                with work.attempt(resource, what, why):
+                    for f in driftrules.write_order(drifted, current):
+                        cgfs.write(folder / f.name, f.value)
+
+
+def observe_links(names: Iterable[str]) -> dict[str, LinkState]:
+    """The links among ``names`` that exist in this network namespace, with their state and
+    IPv4 addresses (from sysfs, and one netlink dump of addresses; no process, no namespace)."""
+    found: dict[str, LinkState] = {}
+    for name in names:
+        state = _sysfs_link(name)
+        if state is not None:
+            found[name] = state
+    if not found:
+        return found
+    try:
+        with IPRoute() as ipr:
+            dump = list(ipr.get_addr(family=socket.AF_INET))
+    except NetlinkError as exc:
+        raise classify(exc.code, f"list addresses: {exc}") from exc
+    except OSError as exc:
+        raise classify(exc.errno, f"list addresses: {exc}") from exc
+    addresses: dict[int, list[IPv4Interface]] = {}
+    for a in dump:
+        address = IPv4Interface(f"{a.get('address')}/{a.get('prefixlen')}")
+        addresses.setdefault(int(a["index"]), []).append(address)
+    return {name: dataclasses.replace(s, addresses=tuple(sorted(addresses.get(s.index, []))))
+            for name, s in found.items()}
+
+
+def _sysfs_link(name: str) -> LinkState | None:
+    """Link ``name`` as sysfs shows it (no addresses), ``None`` when there is none. A bridge has
+    a ``bridge`` directory; a veth is told by its peer (``iflink`` is not its own index)."""
+    folder = SYS_NET / name
+    try:
+        index = int((folder / "ifindex").read_text())
+        iflink = int((folder / "iflink").read_text())
+        flags = int((folder / "flags").read_text(), 16)
+        is_bridge = (folder / "bridge").is_dir()
+        try:
+            master: str | None = os.path.basename(os.readlink(folder / "master"))
+        except FileNotFoundError:
+            master = None
+    except (OSError, ValueError):
+        return None  # gone (or going) meanwhile
+    kind = "bridge" if is_bridge else "veth" if iflink != index else None
+    return LinkState(name=name, index=index, kind=kind, up=bool(flags & _IFF_UP), master=master,
+                     addresses=(), peer_index=iflink if kind == "veth" else None)
+
+
+def _under(mount: Path, rel: str) -> Path:
+    return mount / rel.lstrip("/")
+
+
+def _sysctl(key: str) -> str | None:
+    try:
+        return links.read_sysctl(key)
+    except DriverError:
+        return None
+
+
+def _shown(value: object) -> str:
+    return "unset" if value is None else str(value)
