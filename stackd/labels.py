@@ -20,6 +20,8 @@ NETWORK = "io.stackd.network"
 VOLUME = "io.stackd.volume"
 ONEOFF = "io.stackd.oneoff"
 VERSION = "io.stackd.version"
+# set by the user on a service: the daemon restarts its containers when they turn unhealthy
+RESTART_ON_UNHEALTHY = "io.stackd.restart-on-unhealthy"
 
 # Compose's own keys, written too so that tools reading Compose labels see the same project.
 COMPOSE_PROJECT = "com.docker.compose.project"

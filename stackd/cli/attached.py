@@ -22,6 +22,7 @@ import anyio
 from stackd.spec.options import ProjectOptions
 
 if TYPE_CHECKING:
+    from stackd.cli.remote import RemoteService
     from stackd.daemon.service import Applied, StackService, UpOptions
     from stackd.execute import Event
     from stackd.observe import LogEntry
@@ -83,7 +84,8 @@ async def _until_signal(signals: AsyncIterator[signal.Signals], body: Callable[[
     return (results[0] if results else None), cancelled
 
 
-async def up_attached(service: StackService, options: ProjectOptions, up_options: UpOptions, *,
+async def up_attached(service: StackService | RemoteService, options: ProjectOptions,
+                      up_options: UpOptions, *,
                       out: TextIO, err: TextIO, progress: Callable[[Event], None],
                       report: Callable[[Applied], int], report_stop: Callable[[Applied], int]) -> int:
     """Up, then follow the logs; on a signal, stop (see the module docstring). ``report`` and

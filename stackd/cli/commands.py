@@ -26,6 +26,7 @@ from stackd.spec.options import ProjectOptions
 from stackd.spec.validate import to_compose_dict
 
 if TYPE_CHECKING:
+    from stackd.cli.remote import RemoteService
     from stackd.daemon.service import Applied, HostDriver, StackService
     from stackd.execute import Clock, Event, Result
 
@@ -167,20 +168,48 @@ class Progress:
         print(f"{mark}{event.kind} {event.name}  {text}", file=self.stream, flush=True)
 
 
+DAEMON_VERBS = frozenset({"up", "down", "stop", "start", "restart", "kill", "ps", "events", "ls"})
+"""The verbs the daemon serves when it keeps the host (the others run here either way)."""
+
+
 @dataclass(frozen=True)
 class Runtime:
     """What the runtime verbs run on: a host driver (default: this machine's, from
-    ``stackd.daemon.service.default_host``) and a clock (default: the real one)."""
+    ``stackd.daemon.service.default_host``), a clock (default: the real one), and whether to go
+    through the daemon (on this machine's host unless ``no_daemon``)."""
 
     host: HostDriver | None = None
     clock: Clock | None = None
+    no_daemon: bool = False
 
-    def service(self, err: TextIO, verb: str) -> StackService:
-        """The service over the host (this machine's needs root for ``stack <verb>``)."""
+    @property
+    def via_daemon(self) -> bool:
+        return self.host is None and not self.no_daemon
+
+    def service(self, err: TextIO, verb: str) -> StackService | RemoteService:
+        """The service over the host (this machine's needs root for ``stack <verb>``); through
+        the daemon (started when not running) for the verbs it serves."""
         from stackd.daemon.service import StackService, default_host
 
-        return StackService(self.host if self.host is not None else default_host(verb), clock=self.clock,
-                            warn=lambda text: print(f"warning: {text}", file=err))
+        local = StackService(self.host if self.host is not None else default_host(verb), clock=self.clock,
+                             warn=lambda text: print(f"warning: {text}", file=err))
+        if not (self.via_daemon and verb in DAEMON_VERBS):
+            return local
+        from stackd.cli.client import connect
+        from stackd.cli.remote import RemoteService
+
+        return RemoteService(local, connect())
+
+    def remote(self, err: TextIO, verb: str) -> RemoteService:
+        """The daemon's service, for verbs only the daemon can answer."""
+        from stackd.cli.remote import RemoteService
+        from stackd.errors import StackdError
+
+        service = self.service(err, verb) if self.via_daemon else None
+        if not isinstance(service, RemoteService):
+            raise StackdError(f"`stack {verb}` needs the stackd daemon (it is what keeps stacks and "
+                              "their events); drop --no-daemon")
+        return service
 
 
 def _report(result: Result | None, err: TextIO, wait_errors: tuple[str, ...] = ()) -> int:
@@ -354,9 +383,42 @@ def stats(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: T
     return 0
 
 
+def _event_line(e: dict[str, Any]) -> str:
+    data = e.get("data") or {}
+    name = data.get("name") or e["resource"]
+    return f"{e['time']}  {e['project']}  {name}  {e['kind']}  {e['message']}"
+
+
+def events(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO,
+           rt: Runtime) -> int:
+    """Stream the daemon's journal (this project's, or every project's with --all-projects)."""
+    remote = rt.remote(err, "events")
+    project = None
+    if not args.all_projects:
+        project, _ = anyio.run(remote.local.project, options)
+    try:
+        for e in remote.events(project, follow=args.follow, since=args.since if args.follow else (
+                args.since if args.since is not None else 0)):
+            out.write((json.dumps(e) if args.json else _event_line(e)) + "\n")
+            out.flush()
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def ls(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO, rt: Runtime) -> int:
+    """The stacks the daemon keeps, with their revision and files."""
+    info = rt.remote(err, "ls").daemon.get("/v1/info")
+    rows = [["NAME", "REVISION", "APPLIED", "FILES"]] + [
+        [p["project"], str(p["revision"]), p["applied_at"], ",".join(p["files"])] for p in info["projects"]]
+    _table(rows, out)
+    return 0
+
+
 _VERBS = {"config": config, "envs": envs, "graph": graph, **images.VERBS}
 _RUNTIME_VERBS = {"up": up, "down": down, "ps": ps, "logs": logs, "exec": exec_, "port": port, "stats": stats,
-                  "stop": lifecycle, "start": lifecycle, "restart": lifecycle, "kill": lifecycle}
+                  "stop": lifecycle, "start": lifecycle, "restart": lifecycle, "kill": lifecycle,
+                  "events": events, "ls": ls}
 
 
 def dispatch(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO,

@@ -41,6 +41,9 @@ def _global_parser() -> argparse.ArgumentParser:
                    help="apply the NAME overlay: stack.NAME.yaml and .env.NAME (repeatable; or $STACK_ENV)")
     p.add_argument("--profile", dest="profiles", action="append", default=[], metavar="PROFILE",
                    help="enable a profile (repeatable; or $STACK_PROFILES)")
+    p.add_argument("--no-daemon", action="store_true",
+                   help="do the work in this process, without the stackd daemon (or $STACK_NO_DAEMON=1): "
+                        "nothing keeps the stack running afterwards, as with Compose")
     return p
 
 
@@ -85,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--no-build", action="store_true")
     u.add_argument("--scale", action="append", default=[], metavar="SERVICE=N")
     u.add_argument("--format", choices=("text", "json"), default="text", help="plan format with --dry-run")
+    u.add_argument("--no-daemon", dest="up_no_daemon", action="store_true",
+                   help="converge once in this process, without the daemon (as Compose does)")
 
     d = sub.add_parser("down", parents=[progress], help="stop and remove the stack")
     d.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
@@ -132,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--format", choices=("table", "json"), default="table")
     st.add_argument("--no-stream", action="store_true", help="accepted; stats are always one sample")
 
+    ev = sub.add_parser("events", help="stream what the daemon does (created, died, restarted, drift...)")
+    ev.add_argument("--json", action="store_true", help="one JSON object per line")
+    ev.add_argument("--all-projects", action="store_true", help="events of every project, not just this one")
+    ev.add_argument("--since", type=int, default=None, metavar="ID",
+                    help="start after event ID (default: only new events; 0: from the first kept)")
+    ev.add_argument("--no-follow", dest="follow", action="store_false",
+                    help="print what is kept and return")
+
+    sub.add_parser("ls", help="list the stacks the daemon keeps")
+
     images.add_parsers(sub)
     return p
 
@@ -163,7 +178,10 @@ def run(argv: Sequence[str], environ: dict[str, str] | None = None, cwd: str | N
     env = dict(os.environ if environ is None else environ)
     options = project_options(args, env, cwd or os.getcwd())
     try:
-        return commands.dispatch(args, options, stdout, stderr, commands.Runtime(host, clock))
+        no_daemon = args.no_daemon or getattr(args, "up_no_daemon", False) or env.get(
+            "STACK_NO_DAEMON", "") not in ("", "0")
+        runtime = commands.Runtime(host, clock, no_daemon=no_daemon)
+        return commands.dispatch(args, options, stdout, stderr, runtime)
     except StackdError as exc:
         return _say(exc, stderr)
     except BaseExceptionGroup as group:  # errors of tasks that ran side by side

@@ -7,11 +7,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from stackd.execute import Result
 from stackd.plan import Plan
 from stackd.plan.options import DownOptions as PlanDownOptions
 from stackd.plan.options import UpOptions as PlanUpOptions
+
+Verb = Literal["stop", "start", "restart", "kill"]
+"""The verbs that act on existing containers only."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,10 +106,12 @@ class Applied:
     plan: Plan
     result: Result | None = None
     wait_errors: tuple[str, ...] = ()
+    said_changed: bool | None = None
+    """Whether anything changed, as the daemon said (its plan is not sent: ``plan`` is empty)."""
 
     @property
     def changed(self) -> bool:
-        return not self.plan.empty
+        return not self.plan.empty if self.said_changed is None else self.said_changed
 
     @property
     def ok(self) -> bool:

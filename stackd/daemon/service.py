@@ -17,7 +17,7 @@ the service; nothing here prints.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import cast
 
@@ -152,7 +152,7 @@ class StackService:
         return result
 
     @staticmethod
-    def _check_services(stack: Stack | None, services: tuple[str, ...]) -> None:
+    def check_services(stack: Stack | None, services: tuple[str, ...]) -> None:
         if stack is None:
             return
         unknown = [s for s in services if s not in stack.services]
@@ -164,9 +164,16 @@ class StackService:
 
     async def up(self, project: ProjectOptions, options: UpOptions | None = None,
                  progress: Callable[[Event], None] = _ignore) -> Applied:
+        return await self.up_stack(await self.load(project), options, progress)
+
+    async def up_stack(self, stack: Stack, options: UpOptions | None = None,
+                       progress: Callable[[Event], None] = _ignore, *,
+                       before_run: Callable[[], Awaitable[None]] | None = None) -> Applied:
+        """``up`` of a stack already loaded (the daemon gets it from the client); ``before_run``
+        is awaited once every check has passed, before the host is changed (the daemon records
+        the new desired state there)."""
         opt = options or UpOptions()
-        stack = await self.load(project)
-        self._check_services(stack, opt.services)
+        self.check_services(stack, opt.services)
         if not opt.dry_run:
             await preflight.check_host(self.host)
         the_plan = plan(stack, await self.observe(stack.name, stack), opt)
@@ -175,6 +182,8 @@ class StackService:
         if opt.dry_run:
             return Applied(stack.name, the_plan)
         await preflight.check_plan(self.host, stack, the_plan)
+        if before_run is not None:
+            await before_run()
         result = Result() if the_plan.empty else await self.run(the_plan, stack, progress, opt.wait_timeout)
         wait_errors: tuple[str, ...] = ()
         if opt.wait and result.ok:
@@ -188,8 +197,11 @@ class StackService:
 
     async def down(self, project: ProjectOptions, options: DownOptions | None = None,
                    progress: Callable[[Event], None] = _ignore) -> Applied:
+        return await self.down_for(*await self.project(project), options, progress)
+
+    async def down_for(self, name: str, stack: Stack | None, options: DownOptions | None = None,
+                       progress: Callable[[Event], None] = _ignore) -> Applied:
         opt = options or DownOptions()
-        name, stack = await self.project(project)
         the_plan = plan_down(stack, await self.observe(name, stack), opt)
         for w in the_plan.warnings:
             self.warn(w)
@@ -202,17 +214,23 @@ class StackService:
 
     async def stop(self, project: ProjectOptions, options: StopOptions | None = None,
                    progress: Callable[[Event], None] = _ignore) -> Applied:
+        return await self.stop_for(*await self.project(project), options, progress)
+
+    async def stop_for(self, name: str, stack: Stack | None, options: StopOptions | None = None,
+                       progress: Callable[[Event], None] = _ignore) -> Applied:
         opt = options or StopOptions()
-        name, stack = await self.project(project)
-        self._check_services(stack, opt.services)
+        self.check_services(stack, opt.services)
         the_plan = plan_stop(stack, await self.observe(name), opt.services, opt.timeout)
         return Applied(name, the_plan, await self.run(the_plan, stack, progress))
 
     async def start(self, project: ProjectOptions, options: StartOptions | None = None,
                     progress: Callable[[Event], None] = _ignore) -> Applied:
+        return await self.start_for(*await self.project(project), options, progress)
+
+    async def start_for(self, name: str, stack: Stack | None, options: StartOptions | None = None,
+                        progress: Callable[[Event], None] = _ignore) -> Applied:
         opt = options or StartOptions()
-        name, stack = await self.project(project)
-        self._check_services(stack, opt.services)
+        self.check_services(stack, opt.services)
         await preflight.check_host(self.host)
         observed = await self.observe(name)
         missing = [s for s in opt.services if not any(c.service == s for c in observed.containers)]
@@ -223,9 +241,12 @@ class StackService:
 
     async def restart(self, project: ProjectOptions, options: RestartOptions | None = None,
                       progress: Callable[[Event], None] = _ignore) -> Applied:
+        return await self.restart_for(*await self.project(project), options, progress)
+
+    async def restart_for(self, name: str, stack: Stack | None, options: RestartOptions | None = None,
+                          progress: Callable[[Event], None] = _ignore) -> Applied:
         opt = options or RestartOptions()
-        name, stack = await self.project(project)
-        self._check_services(stack, opt.services)
+        self.check_services(stack, opt.services)
         await preflight.check_host(self.host)
         the_plan = plan_restart(stack, await self.observe(name), opt.services, opt.timeout)
         return Applied(name, the_plan, await self.run(the_plan, stack, progress))
@@ -233,9 +254,12 @@ class StackService:
     async def kill(self, project: ProjectOptions, options: KillOptions | None = None,
                    progress: Callable[[Event], None] = _ignore) -> Result:
         """Send a signal to every running container of the services, all at once."""
+        return await self.kill_for(*await self.project(project), options, progress)
+
+    async def kill_for(self, name: str, stack: Stack | None, options: KillOptions | None = None,
+                       progress: Callable[[Event], None] = _ignore) -> Result:
         opt = options or KillOptions()
-        name, stack = await self.project(project)
-        self._check_services(stack, opt.services)
+        self.check_services(stack, opt.services)
         targets = [r for r in await self.records(name) if r.state in {"running", "paused"}
                    and (not opt.services or r.service in opt.services)]
         outcomes: dict[str, Outcome] = {}
@@ -264,13 +288,20 @@ class StackService:
     async def ps(self, project: ProjectOptions, options: PsOptions | None = None) -> list[ContainerStatus]:
         """The rows of the services' containers; the health of running ones is brought up to
         date first (without a stack file, the last recorded results are shown)."""
+        return await self.ps_for(*await self.project(project), options)
+
+    async def ps_for(self, name: str, stack: Stack | None, options: PsOptions | None = None, *,
+                     records: list[ContainerRecord] | None = None) -> list[ContainerStatus]:
+        """``ps`` of a project already resolved; ``records`` (the daemon's latest look, kept
+        fresh by its health checks) spares looking at the host and probing again."""
         opt = options or PsOptions()
-        name, stack = await self.project(project)
-        self._check_services(stack, opt.services)
-        records = [r for r in await self.records(name) if not opt.services or r.service in opt.services]
-        if stack is not None:
-            records = await self.health.refresh(stack, records)
-        return statuses(records, opt.services, everything=opt.all)
+        self.check_services(stack, opt.services)
+        if records is None:
+            records = await self.records(name)
+            if stack is not None:
+                records = await self.health.refresh(stack, records)
+        chosen = [r for r in records if not opt.services or r.service in opt.services]
+        return statuses(chosen, opt.services, everything=opt.all)
 
     async def logs(self, project: ProjectOptions, options: LogsOptions | None = None,
                    emit: Callable[[LogEntry], None] = lambda _: None) -> None:
@@ -278,7 +309,7 @@ class StackService:
         as they come, until every container has stopped)."""
         opt = options or LogsOptions()
         name, stack = await self.project(project)
-        self._check_services(stack, opt.services)
+        self.check_services(stack, opt.services)
         chosen = [r for r in await self.records(name) if not opt.services or r.service in opt.services]
         chosen.sort(key=lambda r: (r.service, r.number))
         if opt.follow:
@@ -293,7 +324,7 @@ class StackService:
 
     async def _container(self, project: ProjectOptions, service: str, index: int) -> ContainerRecord:
         name, stack = await self.project(project)
-        self._check_services(stack, (service,))
+        self.check_services(stack, (service,))
         for r in await self.records(name):
             if r.service == service and r.number == index:
                 return r
@@ -321,7 +352,7 @@ class StackService:
         opt = options or StatsOptions()
         source = self.host
         name, stack = await self.project(project)
-        self._check_services(stack, opt.services)
+        self.check_services(stack, opt.services)
         chosen = sorted((r for r in await self.records(name) if r.state in {"running", "paused"}
                          and (not opt.services or r.service in opt.services)),
                         key=lambda r: (r.service, r.number))

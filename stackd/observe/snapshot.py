@@ -34,10 +34,13 @@ def group(record: ResourceRecord) -> ObservedGroup:
     return ObservedGroup(name=record.key, config_hash=record.config_hash)
 
 
-def observe(project: str, host: HostDriver, *, images: Iterable[str] = ()) -> Observed:
+def observe(project: str, host: HostDriver, *, images: Iterable[str] = (),
+            records: Iterable[ContainerRecord] | None = None) -> Observed:
     """The snapshot of ``project`` on ``host``; ``images``: references whose current id to include
-    (those that do not resolve are left out). Blocking: call it from a worker thread."""
-    containers = [container(r) for r in host.list_containers(project) if r.project == project]
+    (those that do not resolve are left out); ``records``: the project's containers when the
+    caller has just listed them. Blocking: call it from a worker thread."""
+    found = host.list_containers(project) if records is None else records
+    containers = [container(r) for r in found if r.project == project]
     resolved: dict[str, str] = {}
     for ref in sorted(set(images)):
         image_id = host.image_id(ref)

@@ -120,6 +120,10 @@ class Backoff:
     cap: float = 10.0
     reset_after: float = 10.0
     crash_loop_after: int = 3
+    immediate_first: bool = False
+    """The first restart after a stable run comes at once; the waits start with the second
+    restart in a row (0, ``initial``, ``initial * factor``, ...). The daemon's default: a
+    container that crashes once is back as fast as the host can start it."""
 
     def __post_init__(self) -> None:
         if not (0 <= self.initial <= self.cap) or self.factor < 1 or self.reset_after < 0:
@@ -127,6 +131,10 @@ class Backoff:
 
     def delay(self, restarts: int) -> float:
         """The wait before the next restart when ``restarts`` were already made in a row."""
+        if self.immediate_first:
+            if restarts <= 0:
+                return 0.0
+            restarts -= 1
         try:
             wait = self.initial * self.factor ** max(restarts, 0)
         except OverflowError:

@@ -102,6 +102,16 @@ def test_backoff_doubles_from_100ms_up_to_the_cap() -> None:
     assert [Backoff(initial=1, factor=3, cap=20).delay(k) for k in range(4)] == [1, 3, 9, 20]
 
 
+def test_with_immediate_first_the_waits_start_at_the_second_restart_in_a_row() -> None:
+    quick = Backoff(immediate_first=True)
+    assert [quick.delay(k) for k in range(5)] == pytest.approx([0.0, 0.1, 0.2, 0.4, 0.8])
+    first = decide(RestartPolicy.parse("always"), _exited(137, restarts=0, start=0.0, end=50.0), 50.0, quick)
+    assert first == RestartNow(attempt=1, why="killed by SIGKILL (exit code 137); restart 1 (always)")
+    second = decide(RestartPolicy.parse("always"), _exited(137, restarts=1, start=50.0, end=51.0), 51.0,
+                    quick)
+    assert _scheduled(second)[:2] == (51.1, 2)
+
+
 def test_backoff_refuses_nonsense_settings() -> None:
     bad: list[dict[str, Any]] = [{"initial": -1.0}, {"factor": 0.5}, {"initial": 5.0, "cap": 1.0},
                                  {"reset_after": -1.0}]

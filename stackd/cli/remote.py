@@ -1,0 +1,198 @@
+"""``RemoteService``: the verbs of ``StackService`` as ``stack`` runs them when a daemon keeps the
+host (the default on a real host; ``--no-daemon`` or ``STACK_NO_DAEMON=1`` runs them in-process).
+
+The stack is loaded here, in the client, so that a mistake in it is shown with its file and
+line before the daemon hears of it; the daemon gets the loaded model. ``up``, ``down``,
+``stop``, ``start``, ``restart``, ``kill`` and ``ps`` go to the daemon (it records the desired
+state, marks what the user stopped, and answers ``ps`` from what it last saw). Reading verbs
+that need no decision (``logs``, ``exec``, ``port``, ``stats``) and ``up --dry-run`` run here
+over the local host driver, as root, like the daemon would. The daemon's progress lines are
+handed to the same ``progress`` callback as in-process events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from stackd.cli.client import Daemon, DaemonError, project_path
+from stackd.daemon.options import (
+    Applied,
+    DownOptions,
+    ExecOptions,
+    KillOptions,
+    LogsOptions,
+    PortOptions,
+    PsOptions,
+    RestartOptions,
+    StartOptions,
+    StatsOptions,
+    StopOptions,
+    UpOptions,
+)
+from stackd.daemon.service import StackService
+from stackd.drivers.host import ContainerRecord, ExecResult
+from stackd.errors import StackdError
+from stackd.execute import Event, Outcome, Result
+from stackd.observe import ContainerStatus, ContainerUsage, LogEntry
+from stackd.plan import Plan
+from stackd.spec.options import ProjectOptions
+
+
+class RemoteError(StackdError):
+    """An error the daemon reported for a verb (its message and exit code)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _event(data: dict[str, Any]) -> Event:
+    return Event(resource=data["resource"], action=data["action"], status=data["status"],
+                 message=data["message"], time=datetime.fromisoformat(data["time"]),
+                 name=data.get("name", ""))
+
+
+def _result(data: dict[str, Any]) -> Result:
+    return Result(outcomes=tuple(Outcome(o["op"], o["status"], o["message"]) for o in data["outcomes"]),
+                  warnings=tuple(data.get("warnings", ())))
+
+
+class RemoteService:
+    """The verbs through the daemon (see the module docstring); ``local`` serves the rest."""
+
+    def __init__(self, local: StackService, daemon: Daemon) -> None:
+        self.local, self.daemon = local, daemon
+        self.clock = local.clock
+
+    def _run(self, method: str, path: str, body: dict[str, Any],
+             progress: Callable[[Event], None]) -> dict[str, Any]:
+        final: dict[str, Any] | None = None
+        lines: Iterator[dict[str, Any]] = self.daemon.stream(method, path, body)
+        for line in lines:
+            if "event" in line:
+                progress(_event(line["event"]))
+            elif "warning" in line:
+                self.local.warn(str(line["warning"]))
+            elif "error" in line:
+                raise RemoteError(str(line["error"]["message"]), int(line["error"]["exit_code"]))
+            elif "result" in line:
+                final = line["result"]
+        if final is None:
+            raise DaemonError("stackd ended the answer without a result (did it stop?); "
+                              "`stack ps` shows where the stack is")
+        return final
+
+    async def _call(self, method: str, path: str, body: dict[str, Any],
+                    progress: Callable[[Event], None]) -> dict[str, Any]:
+        return await anyio.to_thread.run_sync(lambda: self._run(method, path, body, progress))
+
+    @staticmethod
+    def _applied(project: str, data: dict[str, Any]) -> Applied:
+        return Applied(project, Plan(project=project), _result(data), tuple(data.get("wait_errors", ())),
+                       said_changed=bool(data.get("changed", True)))
+
+    # ------------------------------------------------------------------ through the daemon
+
+    async def up(self, project: ProjectOptions, options: UpOptions | None = None,
+                 progress: Callable[[Event], None] = lambda _: None) -> Applied:
+        opt = options or UpOptions()
+        if opt.dry_run:
+            return await self.local.up(project, opt, progress)
+        loaded = await anyio.to_thread.run_sync(self.local.loader, project)
+        for w in loaded.warnings:
+            self.local.warn(w.render())
+        stack = loaded.stack
+        self.local.check_services(stack, opt.services)
+        body = {"stack": stack.model_dump(mode="json"), "files": list(loaded.discovered.files),
+                "envs": list(project.envs), "services": list(opt.services),
+                "remove_orphans": opt.remove_orphans, "force_recreate": opt.force_recreate,
+                "no_recreate": opt.no_recreate, "no_deps": opt.no_deps, "scale": dict(opt.scale),
+                "build": opt.build, "no_build": opt.no_build, "wait": opt.wait,
+                "wait_timeout": opt.wait_timeout}
+        answer = await self._call("POST", project_path(stack.name, "up"), body, progress)
+        return self._applied(stack.name, answer)
+
+    async def _target(self, project: ProjectOptions,
+                      services: tuple[str, ...]) -> tuple[str, dict[str, Any] | None]:
+        name, stack = await self.local.project(project)
+        self.local.check_services(stack, services)
+        return name, None if stack is None else stack.model_dump(mode="json")
+
+    async def down(self, project: ProjectOptions, options: DownOptions | None = None,
+                   progress: Callable[[Event], None] = lambda _: None) -> Applied:
+        opt = options or DownOptions()
+        if opt.dry_run:
+            return await self.local.down(project, opt, progress)
+        name, stack = await self._target(project, ())
+        body = {"stack": stack, "remove_orphans": opt.remove_orphans, "volumes": opt.volumes,
+                "timeout": opt.timeout}
+        return self._applied(name, await self._call("POST", project_path(name, "down"), body, progress))
+
+    async def _verb(self, verb: str, project: ProjectOptions, body: dict[str, Any],
+                    progress: Callable[[Event], None]) -> tuple[str, dict[str, Any]]:
+        name, stack = await self._target(project, tuple(body.get("services", ())))
+        return name, await self._call("POST", project_path(name, verb), {"stack": stack, **body}, progress)
+
+    async def stop(self, project: ProjectOptions, options: StopOptions | None = None,
+                   progress: Callable[[Event], None] = lambda _: None) -> Applied:
+        opt = options or StopOptions()
+        return self._applied(*await self._verb("stop", project, {"services": list(opt.services),
+                                                                 "timeout": opt.timeout}, progress))
+
+    async def start(self, project: ProjectOptions, options: StartOptions | None = None,
+                    progress: Callable[[Event], None] = lambda _: None) -> Applied:
+        opt = options or StartOptions()
+        return self._applied(*await self._verb("start", project, {"services": list(opt.services)}, progress))
+
+    async def restart(self, project: ProjectOptions, options: RestartOptions | None = None,
+                      progress: Callable[[Event], None] = lambda _: None) -> Applied:
+        opt = options or RestartOptions()
+        return self._applied(*await self._verb("restart", project, {"services": list(opt.services),
+                                                                    "timeout": opt.timeout}, progress))
+
+    async def kill(self, project: ProjectOptions, options: KillOptions | None = None,
+                   progress: Callable[[Event], None] = lambda _: None) -> Result:
+        opt = options or KillOptions()
+        _, data = await self._verb("kill", project, {"services": list(opt.services), "signal": opt.signal},
+                                   progress)
+        return _result(data)
+
+    async def ps(self, project: ProjectOptions, options: PsOptions | None = None) -> list[ContainerStatus]:
+        opt = options or PsOptions()
+        name, _ = await self._target(project, opt.services)
+        rows = await anyio.to_thread.run_sync(lambda: self.daemon.get(
+            project_path(name, "containers"), {"all": str(opt.all).lower(), "service": list(opt.services)}))
+        return [ContainerStatus(**{**row, "ports": tuple(row["ports"])}) for row in rows]
+
+    def events(self, project: str | None, *, follow: bool, since: int | None) -> Iterator[dict[str, Any]]:
+        query: dict[str, Any] = {"follow": str(follow).lower()}
+        if project:
+            query["project"] = project
+        if since is not None:
+            query["since"] = since
+        return self.daemon.stream("GET", "/v1/events", query=query)
+
+    # ------------------------------------------------------------------ here
+
+    async def records(self, project: str) -> list[ContainerRecord]:
+        return await self.local.records(project)
+
+    async def logs(self, project: ProjectOptions, options: LogsOptions | None = None,
+                   emit: Callable[[LogEntry], None] = lambda _: None) -> None:
+        await self.local.logs(project, options, emit)
+
+    async def exec(self, project: ProjectOptions, options: ExecOptions) -> ExecResult:
+        return await self.local.exec(project, options)
+
+    async def port(self, project: ProjectOptions, options: PortOptions) -> str:
+        return await self.local.port(project, options)
+
+    async def stats(self, project: ProjectOptions,
+                    options: StatsOptions | None = None) -> list[ContainerUsage]:
+        return await self.local.stats(project, options)
+

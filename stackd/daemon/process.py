@@ -1,0 +1,164 @@
+"""The ``stackd`` process: one per host, holding the pid file's lock, serving the API on a unix
+socket, running the reconciler and feeding it the host's events.
+
+``Paths.from_env`` says where things are (``$STACKD_RUN_DIR``, default /run/stackd: the socket
+``stackd.sock`` and the pid file ``stackd.pid``; the data root for the store). ``PidFile``
+holds an exclusive ``flock`` on the pid file for the process's life: a second daemon is refused
+with the first one's pid, and a daemon killed with SIGKILL leaves a file whose lock is gone, so
+the next one starts without help. The socket lives in the root-only run directory and is made
+``0600``. ``serve`` runs until SIGTERM or SIGINT; the containers are left running (they belong
+to their monitors, not to the daemon) and the next daemon adopts them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+import uvicorn
+
+from stackd.daemon.api import make_app
+from stackd.daemon.manager import Manager
+from stackd.drivers.containers.paths import DATA_ENV, DEFAULT_DATA_ROOT, DEFAULT_RUN_DIR, RUN_ENV
+from stackd.drivers.realhost import RealHost
+from stackd.drivers.watch import Changes, HostWatch, next_changes
+from stackd.errors import StackdError
+from stackd.reconcile import Reconciler, Settings
+
+log = logging.getLogger("stackd")
+
+SOCKET_NAME = "stackd.sock"
+PID_NAME = "stackd.pid"
+
+
+@dataclass(frozen=True)
+class Paths:
+    data_root: Path
+    run_dir: Path
+
+    @property
+    def socket(self) -> Path:
+        return self.run_dir / SOCKET_NAME
+
+    @property
+    def pid_file(self) -> Path:
+        return self.run_dir / PID_NAME
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Paths:
+        env = os.environ if environ is None else environ
+        return cls(Path(env.get(DATA_ENV) or DEFAULT_DATA_ROOT), Path(env.get(RUN_ENV) or DEFAULT_RUN_DIR))
+
+
+class AlreadyRunning(StackdError):
+    """Another stackd holds the pid file."""
+
+
+@contextlib.contextmanager
+def pid_file(path: Path) -> Iterator[None]:
+    """Hold ``path``'s lock and our pid in it while the block runs (see the module docstring)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise AlreadyRunning(f"stackd already runs (pid {other}, {path})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+    finally:
+        os.close(fd)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the daemon handles SIGTERM and SIGINT itself."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _trigger(reconciler: Reconciler, changes: Changes) -> None:
+    if changes.lost:
+        reconciler.trigger(None, deep=True)
+        return
+    owners: dict[str, str] = {}
+    for project in list(reconciler.projects):
+        for record in reconciler.projects[project].records:
+            owners[record.name] = project
+    for name in changes.exited:
+        reconciler.trigger(owners.get(name))  # a container not looked at yet: every project
+    if changes.links:
+        reconciler.trigger(None)
+    if changes.tables:
+        reconciler.trigger(None, deep=True)
+
+
+async def _watch(reconciler: Reconciler, host: RealHost) -> None:
+    watch = HostWatch(host.layout, host.naming)
+    await anyio.to_thread.run_sync(watch.open)
+    for source, why in watch.off.items():
+        log.warning("host events of %s are not watched (%s): the resync finds them", source, why)
+    try:
+        while True:
+            changes = await next_changes(watch, None)
+            if changes:
+                _trigger(reconciler, changes)
+    finally:
+        watch.close()
+
+
+async def serve(paths: Paths, *, settings: Settings | None = None,
+                ready: Callable[[str], None] = lambda _: None) -> None:
+    """Run the daemon until SIGTERM or SIGINT (see the module docstring)."""
+    host = RealHost(paths.data_root, paths.run_dir)
+    reconciler = Reconciler(host, host.store, settings=settings)
+    app = make_app(Manager(host, host.store, reconciler))
+    with contextlib.suppress(FileNotFoundError):
+        paths.socket.unlink()  # left by a daemon that was killed: we hold the pid file now
+    config = uvicorn.Config(app, uds=str(paths.socket), log_level="warning", lifespan="off",
+                            access_log=False, timeout_graceful_shutdown=2)
+    server = _Server(config)
+    try:
+        async with anyio.create_task_group() as tg:
+            await tg.start(reconciler.run)
+            tg.start_soon(_watch, reconciler, host)
+
+            async def stop_on_signal() -> None:
+                with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                    async for received in signals:
+                        log.info("stopping on %s; the containers keep running",
+                                 signal.Signals(received).name)
+                        server.should_exit = True
+                        return
+
+            tg.start_soon(stop_on_signal)
+
+            async def announce() -> None:
+                while not server.started:
+                    await anyio.sleep(0.01)
+                os.chmod(paths.socket, 0o600)
+                ready(str(paths.socket))
+
+            tg.start_soon(announce)
+            await server.serve()
+            tg.cancel_scope.cancel()
+    finally:
+        with contextlib.suppress(OSError):
+            paths.socket.unlink()
+        host.close()

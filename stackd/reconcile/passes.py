@@ -1,0 +1,157 @@
+"""One reconciling pass over one kept project: look, decide, repair, act.
+
+A pass reads the desired state (the latest revision in the store), looks at the host once
+(``list_containers``), journals what changed since the last look (``died``, ``health``), asks the
+restart policy about every exited container, lets the host driver repair drift of what running
+containers need (veths, bridges, the nft table, cgroup limits), plans ``up`` against what it saw
+with the restart policy's answer (``UpOptions.restartable``), and executes the plan. The plan
+brings back what is missing (a container removed behind stackd's back, a group, a network) and
+waits for ``depends_on`` conditions before every start, restarts included. It returns when the
+next pass is due for a waiting restart. Every decision is the planner's or the policy's; this
+module only wires them to the host and the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+import anyio
+import anyio.to_thread
+
+from stackd.drivers.host import ContainerRecord, HostDriver
+from stackd.execute import Clock, HealthWaiter, Result, execute
+from stackd.observe import observe
+from stackd.plan import Plan, plan
+from stackd.plan import names as plan_names
+from stackd.plan.restart import Backoff
+from stackd.reconcile.desired import Desired, desired_of
+from stackd.reconcile.journal import Journal, Tracker
+from stackd.reconcile.restarts import RestartPlan, restart_plan
+from stackd.store import Store, StoredContainer
+
+
+@dataclass(frozen=True)
+class Settings:
+    """``resync``: seconds between passes when nothing happens (the safety net); ``deep_every``:
+    seconds between the checks that cost a process (the nft table); ``wait_timeout``: how long a
+    start in a pass waits for its dependencies before the pass gives up on it (the next pass
+    tries again); ``health_tick``: how often due healthchecks are looked for."""
+
+    resync: float = 2.0
+    deep_every: float = 30.0
+    wait_timeout: float = 60.0
+    health_tick: float = 0.5
+    parallel: int = 32
+    backoff: Backoff = field(default_factory=lambda: Backoff(immediate_first=True))
+
+
+@dataclass
+class PassContext:
+    host: HostDriver
+    store: Store
+    journal: Journal
+    health: HealthWaiter
+    clock: Clock
+    settings: Settings
+    limiter: anyio.CapacityLimiter
+
+
+@dataclass
+class Outcome:
+    """What one pass did: the plan and its result (None when nothing was to do), when the next
+    pass is due (``wake_at``, epoch seconds), and the containers it looked at."""
+
+    desired: Desired | None
+    records: list[ContainerRecord]
+    plan: Plan | None = None
+    result: Result | None = None
+    wake_at: float | None = None
+    restarts: RestartPlan = field(default_factory=RestartPlan)
+
+
+async def load_desired(store: Store, project: str) -> Desired | None:
+    revision = await anyio.to_thread.run_sync(store.latest_stack, project)
+    if revision is None:
+        return None
+    return desired_of(project, revision.revision, revision.stack_json, revision.options_json)
+
+
+async def run_pass(ctx: PassContext, project: str, tracker: Tracker, *, first: bool, deep: bool,
+                   progress: Callable[[object], None] | None = None) -> Outcome:
+    desired = await load_desired(ctx.store, project)
+    if desired is None:
+        return Outcome(None, [])
+    stack = desired.stack
+    records = [r for r in await anyio.to_thread.run_sync(ctx.host.list_containers, project)
+               if r.project == project]
+    stored = {c.name: c for c in await anyio.to_thread.run_sync(ctx.store.containers, project)}
+    for record, kind, message in tracker.look(records):
+        await ctx.journal.say(project, f"service:{record.service}:{record.number}", kind, message,
+                              name=record.name, exit_code=record.exit_code)
+    now = ctx.clock.wall().timestamp()
+    decided = restart_plan(stack, records, stored, now, ctx.settings.backoff, daemon_start=first)
+    await _note_decisions(ctx, project, records, stored=stored, decided=decided, tracker=tracker)
+
+    repairs = await anyio.to_thread.run_sync(lambda: ctx.host.repair_drift(stack, deep=deep))
+    for r in repairs:
+        await ctx.journal.say(project, r.resource, "drift", f"{r.what} ({r.why})")
+
+    refs = [plan_names.image_ref(stack.name, s) for s in stack.services.values()]
+    observed = await anyio.to_thread.run_sync(
+        lambda: observe(project, ctx.host, images=refs, records=records))
+    the_plan = plan(stack, observed, replace(desired.options, restartable=frozenset(decided.now)))
+    outcome = Outcome(desired, records, wake_at=decided.wake_at, restarts=decided)
+    if the_plan.empty:
+        return outcome
+    by_name = {r.name: r for r in records}
+    for name, attempt in decided.now.items():
+        await anyio.to_thread.run_sync(_set_restarts, ctx.store, by_name[name], attempt, None)
+    result = await execute(the_plan, stack, ctx.host, limiter=ctx.limiter,
+                           progress=ctx.journal.progress(project), health=ctx.health, clock=ctx.clock,
+                           wait_timeout=ctx.settings.wait_timeout)
+    outcome.plan, outcome.result = the_plan, result
+    return outcome
+
+
+async def _note_decisions(ctx: PassContext, project: str, records: list[ContainerRecord], *,
+                          stored: dict[str, StoredContainer], decided: RestartPlan, tracker: Tracker) -> None:
+    """Journal each decision once and keep a waiting restart's due time in the store (so that a
+    restarted daemon keeps the backoff)."""
+    by_name = {r.name: r for r in records}
+    for name, (at, _) in decided.later.items():
+        kept = stored.get(name)
+        due = datetime.fromtimestamp(at, UTC)
+        if kept is None or kept.backoff_until is None or abs(kept.backoff_until - due) > timedelta(
+                milliseconds=1):
+            restarts = kept.restarts if kept else 0
+            record = by_name[name]
+            await anyio.to_thread.run_sync(_set_restarts, ctx.store, record, restarts, due)
+            await ctx.journal.say(project, f"service:{record.service}:{record.number}", "restarting",
+                                  decided.why[name], name=name)
+    for name, attempt in decided.now.items():
+        record = by_name[name]
+        await ctx.journal.say(project, f"service:{record.service}:{record.number}", "restarting",
+                              decided.why[name], name=name, attempt=attempt)
+    for name, why in decided.gave_up.items():
+        if name in tracker.gave_up:
+            continue
+        tracker.gave_up.add(name)
+        record = by_name[name]
+        await ctx.journal.say(project, f"service:{record.service}:{record.number}", "gave-up", why, name=name)
+
+
+def ensure_stored(store: Store, record: ContainerRecord) -> None:
+    """Make sure the store has a record of ``record``'s container to keep its bookkeeping in
+    (the host driver normally made one when it created the container)."""
+    if store.container(record.name) is None:
+        store.put_container(StoredContainer(
+            name=record.name, project=record.project, service=record.service, number=record.number,
+            config_hash=record.config_hash, created_at=datetime.now(UTC), image_id=record.image_id,
+            group=record.group))
+
+
+def _set_restarts(store: Store, record: ContainerRecord, restarts: int, due: datetime | None) -> None:
+    ensure_stored(store, record)
+    store.set_restart_state(record.name, restarts=restarts, backoff_until=due)
