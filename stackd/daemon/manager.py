@@ -40,6 +40,9 @@ from stackd.reconcile.passes import ensure_stored
 from stackd.spec.models import Stack
 from stackd.store import Store
 
+KEPT_REVISIONS = 20
+"""Revisions kept per project (the newest; older ones are pruned at each ``up``)."""
+
 
 def _ignore(_: Event) -> None:
     pass
@@ -97,13 +100,16 @@ class Manager:
         async def record() -> None:
             previous = await anyio.to_thread.run_sync(self.store.latest_stack, project)
             kept = widen(options_of(previous.options_json) if previous else None, options)
-            revision = await anyio.to_thread.run_sync(lambda: self.store.add_stack_revision(
-                project, files=source.files, envs=source.envs, stack_json=stack.model_dump_json(),
-                options_json=options_json(kept)))
-            await anyio.to_thread.run_sync(lambda: self.store.prune_stack_revisions(project, 20))
+            stack_json, kept_json = stack.model_dump_json(), options_json(kept)
             scope = (closure(build(stack), options.services, deps=not options.no_deps) if options.services
                      else set(stack.services))
             await self._marks(project, scope, stopped=False)
+            if previous is not None and (previous.stack_json, previous.options_json) == (
+                    stack_json, kept_json):
+                return  # the same desired state again: no new revision
+            revision = await anyio.to_thread.run_sync(lambda: self.store.add_stack_revision(
+                project, files=source.files, envs=source.envs, stack_json=stack_json, options_json=kept_json))
+            await anyio.to_thread.run_sync(lambda: self.store.prune_stack_revisions(project, KEPT_REVISIONS))
             await self.reconciler.journal.say(project, f"project:{project}", "applied",
                                               f"revision {revision.revision}", revision=revision.revision)
 

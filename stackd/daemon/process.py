@@ -85,6 +85,19 @@ def pid_file(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def _quiet_child_signals() -> None:
+    """In a child forked without exec (pyroute2 forks helpers into network namespaces): forget
+    the daemon's signal handling. The event loop's wakeup socket is shared with the parent
+    after a fork, so a SIGTERM sent to the child would otherwise reach the parent's loop as if
+    the daemon itself had been told to stop."""
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+os.register_at_fork(after_in_child=_quiet_child_signals)
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: the daemon handles SIGTERM and SIGINT itself."""
 

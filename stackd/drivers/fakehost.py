@@ -322,7 +322,7 @@ class FakeHost:
                 config_parts=dict(config_parts), image_id=image_id, group=group, addresses=addresses,
                 ports=tuple(p.render() for p in ports), image_healthcheck=self.image_healthchecks.get(image))
 
-    def start_container(self, name: str) -> None:
+    def start_container(self, name: str, *, watch_exit: bool = True) -> None:
         with self._call("start_container", name):
             record = self._get(name)
             if record.state in {"running", "paused"}:

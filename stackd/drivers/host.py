@@ -158,7 +158,10 @@ class HostDriver(Protocol):
     # containers --------------------------------------------------------------------------------
     def create_container(self, stack: Stack, service: str, number: int, name: str, *, image: str,
                          config_hash: str, config_parts: Mapping[str, str]) -> None: ...
-    def start_container(self, name: str) -> None: ...
+    def start_container(self, name: str, *, watch_exit: bool = True) -> None:
+        """Start the container; with ``watch_exit``, fail when it exits at once (with its status
+        and last output)."""
+        ...
     def stop_container(self, name: str, *, timeout: float, signal: str | None = None) -> None:
         """Send ``signal`` (``None``: the container's own stop signal, from its service or else
         its image's ``StopSignal``), wait up to ``timeout`` seconds, then SIGKILL."""

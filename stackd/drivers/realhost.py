@@ -224,7 +224,7 @@ class RealHost(StackResources):
         with self._lock:
             self._fresh.add(name)
 
-    def start_container(self, name: str) -> None:
+    def start_container(self, name: str, *, watch_exit: bool = True) -> None:
         info = self._info(name)
         paths = self.layout.container(name)
         if not is_mounted(paths.rootfs):  # the host rebooted since the create
@@ -236,7 +236,7 @@ class RealHost(StackResources):
             self._fresh.discard(name)
         if info.network_mode == "networks" and not fresh:  # a fresh container's endpoints were just made
             self.networks.reattach(info)
-        self.processes.start(info, fresh=fresh)
+        self.processes.start(info, fresh=fresh, watch_exit=watch_exit)
 
     def stop_container(self, name: str, *, timeout: float, signal: str | None = None) -> None:
         info = self._info(name)

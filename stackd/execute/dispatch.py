@@ -105,7 +105,7 @@ _TABLE: Mapping[type[Op], Callable[[Any, Target], None]] = {
     RemoveGroup: lambda op, t: t.host.remove_group(t.project, op.group),
     EnsureImage: _image,
     CreateContainer: _create,
-    StartContainer: lambda op, t: t.host.start_container(op.name),
+    StartContainer: lambda op, t: t.host.start_container(op.name, watch_exit=op.watch_exit),
     StopContainer: _stop,
     RemoveContainer: lambda op, t: t.host.remove_container(op.name, volumes=op.volumes),
 }

@@ -88,7 +88,8 @@ class _Emitter:
     def _start(self, name: str, step: Step, container: str, waits_for: tuple[str, ...],
                conditions: tuple[WaitFor, ...]) -> None:
         self._add(StartContainer(resource=_rid(name, step), cause=step.cause, service=name,
-                                 number=step.number, name=container, wait=conditions, after=waits_for))
+                                 number=step.number, name=container, wait=conditions, after=waits_for,
+                                 watch_exit=self.ctx.options.restartable is None))
 
     def _hashes(self, name: str) -> tuple[str, dict[str, str]]:
         if name not in self.hashes:

@@ -160,6 +160,9 @@ class StartContainer(Op):
     number: int
     name: str
     wait: tuple[WaitFor, ...] = ()
+    watch_exit: bool = True
+    """Watch the container a moment after its start and fail when it exits at once (``up``
+    reports that); the reconciler's starts do not, as it sees every exit itself."""
 
     def detail(self) -> str:
         if not self.wait:

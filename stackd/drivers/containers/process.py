@@ -86,9 +86,10 @@ class Processes:
         except ContainerNotFound:
             return None
 
-    def start(self, info: ContainerInfo, *, fresh: bool = False) -> None:
+    def start(self, info: ContainerInfo, *, fresh: bool = False, watch_exit: bool = True) -> None:
         """Start ``info``'s container; ``fresh``: it was just created and never started, so the
-        runtime has no container of that name (no need to ask)."""
+        runtime has no container of that name (no need to ask); ``watch_exit``: watch it for
+        ``start_check`` seconds and fail when it exits at once with a failure status."""
         rt = self.runtime()
         status = None if fresh else self.status(info.name)
         if status in ("running", "paused"):
@@ -103,6 +104,8 @@ class Processes:
         except DriverError as exc:
             kind = TransientDriverError if isinstance(exc, TransientDriverError) else PermanentDriverError
             raise kind(f"service {info.service}: container {info.name} did not start: {exc}") from exc
+        if not watch_exit:
+            return
         _until(lambda: mc.exit_code() is not None, self.start_check)
         code = mc.exit_code()
         if code is not None and code != 0:

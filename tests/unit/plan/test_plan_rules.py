@@ -62,6 +62,11 @@ def test_reconciler_starts_only_the_exited_containers_its_restart_policy_names()
     assert sorted(_ids(p)) == ["start service:db:1", "start service:worker:2"]
     assert plan(stack(), observed, UpOptions(restartable=frozenset())).get("start service:db:1")
     assert "start service:worker:1" in _ids(plan(stack(), observed))  # `stack up` starts it
+    # up watches a start for an exit at once (to say so); the reconciler sees exits by itself
+    start = p.get("start service:worker:2")
+    assert isinstance(start, StartContainer) and not start.watch_exit
+    up_start = plan(stack(), observed).get("start service:worker:1")
+    assert isinstance(up_start, StartContainer) and up_start.watch_exit
 
 
 def test_paused_container_is_left_paused_with_a_warning() -> None:
