@@ -3,7 +3,8 @@ images built once, and a fresh copy of the example stack (own project name) per 
 
 The session's data root and run directory live in one temporary directory (set
 ``STACKD_E2E_DATA_ROOT`` to keep and reuse a data root between sessions, which saves the image
-build). Images survive between tests; containers do not: every ``demo`` is taken down with its
+build). The daemon the first ``stack up`` starts serves the whole session and is stopped at its
+end. Images survive between tests; containers do not: every ``demo`` is taken down with its
 volumes when its test ends, also when the test failed. These tests need root; under CI (``CI`` set)
 a missing requirement fails instead of skipping.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.hoststate import SBIN_PATH
-from tests.e2e.runner import Demo, StackdDirs
+from tests.e2e.runner import Demo, StackdDirs, stop_daemon
 
 BUILD_TIMEOUT = 1200.0
 KEEP_ENV = "STACKD_E2E_DATA_ROOT"
@@ -50,7 +51,10 @@ def stackd_dirs() -> Iterator[StackdDirs]:
     dirs = StackdDirs(Path(kept) if kept else base / "data", base / "run")
     builder = Demo(dirs, base / "build")
     builder.stack("build", timeout=BUILD_TIMEOUT)
-    yield dirs
+    try:
+        yield dirs
+    finally:
+        stop_daemon(dirs.run_dir)  # the first `stack up` started it; it must not outlive the session
     left = _mounted_under(base) + (_mounted_under(dirs.data_root) if kept else [])
     if not left:  # never delete through a mount a broken test left behind
         shutil.rmtree(base, ignore_errors=True)

@@ -16,6 +16,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -52,6 +53,27 @@ class StackdDirs:
     def environ(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in CLEARED_ENV}
         return {**env, "STACKD_DATA_ROOT": str(self.data_root), "STACKD_RUN_DIR": str(self.run_dir)}
+
+
+def stop_daemon(run_dir: Path, timeout: float = 30.0) -> bool:
+    """SIGTERM the stackd daemon of ``run_dir`` (started by the first ``stack`` command that needed
+    it) and wait until it is gone; whether one was running."""
+    try:
+        pid = int((run_dir / "stackd.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    raise AssertionError(f"stackd (pid {pid}) did not stop within {timeout:g}s of SIGTERM")
 
 
 @dataclass(frozen=True)

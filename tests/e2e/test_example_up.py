@@ -25,9 +25,10 @@ NGINX_SAYS = "stackd example: nginx is up"
 MAIN_PROCESS = {"cache": "redis-server", "db": "postgres", "web": "nginx"}
 
 
-def test_up_then_down_leaves_the_host_as_it_was(demo: Demo) -> None:
+@pytest.mark.parametrize("mode", [(), ("--no-daemon",)], ids=["daemon", "no-daemon"])
+def test_up_then_down_leaves_the_host_as_it_was(demo: Demo, mode: tuple[str, ...]) -> None:
     before = snapshot()
-    demo.up()
+    demo.up(*mode)
     during = snapshot()
     # the checks below could not see a leftover if they did not see the running stack
     seen = {c.kind for c in changes(before, during) if demo.owner.owns(c, during)}
@@ -36,7 +37,7 @@ def test_up_then_down_leaves_the_host_as_it_was(demo: Demo) -> None:
     assert NGINX_SAYS in http_get("127.0.0.1", 8080)
     demo.exec("db", "psql", "-U", "app", "-d", "app", "-tc", "select 1")
 
-    demo.down()
+    demo.down(*mode)
 
     assert_restored(before, demo.owner)
     assert demo.leftover_files() == []
