@@ -113,3 +113,12 @@ class TransientDriverError(DriverError):
 
 class PermanentDriverError(DriverError):
     """A failure that retrying will not fix (missing kernel feature, bad image)."""
+
+
+ROOT_REASON = ("it mounts file systems and makes network namespaces, nft tables and cgroups, and "
+               "keeps its state where only root may write")
+
+
+def needs_root(verb: str) -> str:
+    """The one line said to a user who is not root."""
+    return f"stack {verb} needs root ({ROOT_REASON}); run it as root, e.g. with sudo"

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from stackd.errors import StackdError
+from stackd.errors import PermanentDriverError, StackdError, needs_root
 
 DATA_ENV, RUN_ENV = "STACKD_DATA_ROOT", "STACKD_RUN_DIR"
 DEFAULT_DATA_ROOT, DEFAULT_RUN_DIR = "/var/lib/stackd", "/run/stackd"
@@ -31,6 +31,23 @@ START_TIMEOUT = 20.0
 
 class DaemonError(StackdError):
     """The daemon cannot be reached, or answered with an error of its own."""
+
+
+class Refused(StackdError):
+    """The daemon refused a verb with an error of stackd's own (its message and exit code)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _error_of(text: str) -> Refused | None:
+    try:
+        data = json.loads(text)
+        error = data["error"]
+        return Refused(str(error["message"]), int(error["exit_code"]))
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -69,6 +86,9 @@ class Daemon:
         if response.status >= 400:
             text = response.read().decode(errors="replace")
             conn.close()
+            refused = _error_of(text)
+            if refused is not None:
+                raise refused
             raise DaemonError(f"stackd refused {method} {path}: {response.status} {text[:300]}")
         return conn, response
 
@@ -110,9 +130,12 @@ def _paths(environ: Mapping[str, str]) -> tuple[Path, Path]:
     return (Path(environ.get(DATA_ENV) or DEFAULT_DATA_ROOT), Path(environ.get(RUN_ENV) or DEFAULT_RUN_DIR))
 
 
-def connect(environ: Mapping[str, str] | None = None, *, start: bool = True,
+def connect(environ: Mapping[str, str] | None = None, *, verb: str = "", start: bool = True,
             timeout: float = START_TIMEOUT) -> Daemon:
-    """The running daemon; started first when it is not running and ``start`` allows."""
+    """The running daemon; started first when it is not running and ``start`` allows. Only
+    root may talk to it (its socket is root's): anyone else is told so in one line."""
+    if os.geteuid() != 0:
+        raise PermanentDriverError(needs_root(verb or "<verb>"))
     env = dict(os.environ if environ is None else environ)
     data_root, run_dir = _paths(env)
     daemon = Daemon(str(run_dir / "stackd.sock"))

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 import anyio
 import yaml
 
-from stackd.cli import attached, images
-from stackd.errors import Problem, SpecError
+from stackd.cli import attached, fast, images
+from stackd.errors import Problem, SpecError, StackdError
 from stackd.spec.discover import available_envs, discover
 from stackd.spec.loader import Loaded, load
 from stackd.spec.options import ProjectOptions
@@ -198,18 +198,7 @@ class Runtime:
         from stackd.cli.client import connect
         from stackd.cli.remote import RemoteService
 
-        return RemoteService(local, connect())
-
-    def remote(self, err: TextIO, verb: str) -> RemoteService:
-        """The daemon's service, for verbs only the daemon can answer."""
-        from stackd.cli.remote import RemoteService
-        from stackd.errors import StackdError
-
-        service = self.service(err, verb) if self.via_daemon else None
-        if not isinstance(service, RemoteService):
-            raise StackdError(f"`stack {verb}` needs the stackd daemon (it is what keeps stacks and "
-                              "their events); drop --no-daemon")
-        return service
+        return RemoteService(local, connect(verb=verb))
 
 
 def _report(result: Result | None, err: TextIO, wait_errors: tuple[str, ...] = ()) -> int:
@@ -299,6 +288,8 @@ def _table(rows: list[list[str]], out: TextIO) -> None:
 
 def ps(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO,
        rt: Runtime) -> int:
+    if rt.via_daemon:
+        return fast.ps(args, options, out)
     from stackd.daemon.service import PsOptions
 
     rows = anyio.run(rt.service(err, "ps").ps, options,
@@ -383,36 +374,21 @@ def stats(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: T
     return 0
 
 
-def _event_line(e: dict[str, Any]) -> str:
-    data = e.get("data") or {}
-    name = data.get("name") or e["resource"]
-    return f"{e['time']}  {e['project']}  {name}  {e['kind']}  {e['message']}"
+def _needs_daemon(rt: Runtime, verb: str) -> None:
+    if not rt.via_daemon:
+        raise StackdError(f"`stack {verb}` needs the stackd daemon (it is what keeps stacks and their "
+                          "events); drop --no-daemon")
 
 
 def events(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO,
            rt: Runtime) -> int:
-    """Stream the daemon's journal (this project's, or every project's with --all-projects)."""
-    remote = rt.remote(err, "events")
-    project = None
-    if not args.all_projects:
-        project, _ = anyio.run(remote.local.project, options)
-    try:
-        for e in remote.events(project, follow=args.follow, since=args.since if args.follow else (
-                args.since if args.since is not None else 0)):
-            out.write((json.dumps(e) if args.json else _event_line(e)) + "\n")
-            out.flush()
-    except KeyboardInterrupt:
-        return 130
-    return 0
+    _needs_daemon(rt, "events")
+    return fast.events(args, options, out)
 
 
 def ls(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO, rt: Runtime) -> int:
-    """The stacks the daemon keeps, with their revision and files."""
-    info = rt.remote(err, "ls").daemon.get("/v1/info")
-    rows = [["NAME", "REVISION", "APPLIED", "FILES"]] + [
-        [p["project"], str(p["revision"]), p["applied_at"], ",".join(p["files"])] for p in info["projects"]]
-    _table(rows, out)
-    return 0
+    _needs_daemon(rt, "ls")
+    return fast.ls(options, out)
 
 
 _VERBS = {"config": config, "envs": envs, "graph": graph, **images.VERBS}

@@ -173,13 +173,17 @@ def run(argv: Sequence[str], environ: dict[str, str] | None = None, cwd: str | N
         args = parser.parse_args(list(argv))
     except SystemExit as exc:  # argparse already printed usage
         return int(exc.code or 0)
-    from stackd.cli import commands  # after parsing: --help and usage errors need none of it
-
     env = dict(os.environ if environ is None else environ)
     options = project_options(args, env, cwd or os.getcwd())
     try:
         no_daemon = args.no_daemon or getattr(args, "up_no_daemon", False) or env.get(
             "STACK_NO_DAEMON", "") not in ("", "0")
+        if host is None and not no_daemon and args.command in ("ps", "events", "ls"):
+            from stackd.cli import fast  # the short path: no models, no drivers
+
+            return fast.dispatch(args, options, stdout)
+        from stackd.cli import commands  # after parsing: --help and usage errors need none of it
+
         runtime = commands.Runtime(host, clock, no_daemon=no_daemon)
         return commands.dispatch(args, options, stdout, stderr, runtime)
     except StackdError as exc:

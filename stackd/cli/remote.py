@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from stackd.cli.client import Daemon, DaemonError, project_path
+from stackd.cli.client import Daemon, DaemonError, Refused, project_path
 from stackd.daemon.options import (
     Applied,
     DownOptions,
@@ -36,19 +36,10 @@ from stackd.daemon.options import (
 )
 from stackd.daemon.service import StackService
 from stackd.drivers.host import ContainerRecord, ExecResult
-from stackd.errors import StackdError
 from stackd.execute import Event, Outcome, Result
 from stackd.observe import ContainerStatus, ContainerUsage, LogEntry
 from stackd.plan import Plan
 from stackd.spec.options import ProjectOptions
-
-
-class RemoteError(StackdError):
-    """An error the daemon reported for a verb (its message and exit code)."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 def _event(data: dict[str, Any]) -> Event:
@@ -79,7 +70,7 @@ class RemoteService:
             elif "warning" in line:
                 self.local.warn(str(line["warning"]))
             elif "error" in line:
-                raise RemoteError(str(line["error"]["message"]), int(line["error"]["exit_code"]))
+                raise Refused(str(line["error"]["message"]), int(line["error"]["exit_code"]))
             elif "result" in line:
                 final = line["result"]
         if final is None:
@@ -167,7 +158,8 @@ class RemoteService:
         name, _ = await self._target(project, opt.services)
         rows = await anyio.to_thread.run_sync(lambda: self.daemon.get(
             project_path(name, "containers"), {"all": str(opt.all).lower(), "service": list(opt.services)}))
-        return [ContainerStatus(**{**row, "ports": tuple(row["ports"])}) for row in rows]
+        return [ContainerStatus(**{**{k: v for k, v in row.items() if k != "status"},
+                                   "ports": tuple(row["ports"])}) for row in rows]
 
     def events(self, project: str | None, *, follow: bool, since: int | None) -> Iterator[dict[str, Any]]:
         query: dict[str, Any] = {"follow": str(follow).lower()}

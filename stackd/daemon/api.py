@@ -21,8 +21,8 @@ from typing import Annotated, Any
 
 import anyio
 import anyio.abc
-from fastapi import FastAPI, Query
-from fastapi.responses import StreamingResponse
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from stackd import __version__
@@ -70,6 +70,8 @@ class VerbBody(BaseModel):
 
 
 class ContainerRow(BaseModel):
+    """One row of ``stack ps``; ``status`` is the text the table shows (``running (healthy)``)."""
+
     name: str
     service: str
     number: int
@@ -80,6 +82,7 @@ class ContainerRow(BaseModel):
     restarts: int
     started_at: str | None
     ports: list[str]
+    status: str
 
 
 class Info(BaseModel):
@@ -147,6 +150,11 @@ def make_app(manager: Manager) -> FastAPI:
     app = FastAPI(title="stackd", version=__version__,
                   description="Keeps Compose-compatible stacks in their declared state on one host.")
 
+    @app.exception_handler(StackdError)
+    async def refused(_: Request, exc: StackdError) -> JSONResponse:
+        """A verb that answers at once refuses with 400 and the error the CLI prints."""
+        return JSONResponse({"error": {"message": str(exc), "exit_code": exc.exit_code}}, status_code=400)
+
     @app.get("/v1/info", response_model=Info)
     async def info() -> Info:
         return Info(version=__version__, pid=os.getpid(), projects=await manager.projects())
@@ -206,7 +214,7 @@ def make_app(manager: Manager) -> FastAPI:
     async def containers(project: str, all: bool = False,
                          service: Annotated[list[str] | None, Query()] = None) -> list[ContainerRow]:
         rows = await manager.ps(project, None, opts.PsOptions(services=tuple(service or ()), all=all))
-        return [ContainerRow.model_validate(r.to_dict()) for r in rows]
+        return [ContainerRow.model_validate({**r.to_dict(), "status": r.status}) for r in rows]
 
     @app.get("/v1/events", response_class=StreamingResponse,
              responses={200: {"content": {NDJSON: {}}, "description": "one journaled event per line"}})

@@ -71,7 +71,7 @@ from stackd.drivers.runtime import (
     probe_host_limits,
 )
 from stackd.drivers.volumes import VolumeDriver
-from stackd.errors import DriverError, PermanentDriverError
+from stackd.errors import DriverError, PermanentDriverError, needs_root
 from stackd.spec.models import Stack
 from stackd.store import Store
 
@@ -87,7 +87,7 @@ def find_init() -> str | None:
 def require_root(verb: str, euid: int | None = None) -> None:
     """Refuse, in one line naming the verb, to go on when not root (before anything is touched)."""
     if (os.geteuid() if euid is None else euid) != 0:
-        raise PermanentDriverError(hostcheck.needs_root(verb))
+        raise PermanentDriverError(needs_root(verb))
 
 
 class RealHost(StackResources):

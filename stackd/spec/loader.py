@@ -28,10 +28,9 @@ from dataclasses import dataclass, field
 from functools import reduce
 from typing import Any
 
-from stackd.errors import Pos, Problem, SpecError, Warning_
-from stackd.spec import yamlsrc
+from stackd.errors import Problem, SpecError, Warning_
 from stackd.spec.canonical import canonicalize
-from stackd.spec.discover import Discovered, check_project_name, discover, normalize_project_name
+from stackd.spec.discover import Discovered, discover
 from stackd.spec.envresolve import fold_env_files
 from stackd.spec.extends import resolve_extends
 from stackd.spec.include import Include, apply_includes
@@ -41,6 +40,7 @@ from stackd.spec.models import Stack
 from stackd.spec.options import ProjectOptions
 from stackd.spec.paths import resolve_paths
 from stackd.spec.profiles import apply_profiles
+from stackd.spec.projectname import display_path, project_name_from, read_file
 from stackd.spec.tree import Map
 from stackd.spec.validate import bind
 
@@ -56,29 +56,6 @@ class Loaded:
     """The merged tree that was bound (for tools that need positions)."""
 
 
-def _display(path: str, base: str) -> str:
-    """``path`` as the user should see it in messages: relative to ``base`` when below it."""
-    try:
-        rel = os.path.relpath(path, base)
-    except ValueError:
-        return path
-    return path if rel.startswith("..") else rel
-
-
-def read_file(path: str, shown: str) -> Map:
-    """One stack file as a tree; an empty file or one that is not a mapping is an error."""
-    if path == "-":
-        raise SpecError(Problem("a stack cannot be read from standard input (`-f -`)",
-                                hint="write it to a file and name that file"))
-    tree = yamlsrc.read(path, display=shown)
-    if tree is None:
-        raise SpecError(Problem("empty compose file: it must define at least one of services, networks, "
-                                "volumes, secrets, configs or include", Pos(shown, 1)))
-    if not isinstance(tree, Map):
-        raise SpecError(Problem("the top level of a stack file must be a mapping", Pos(shown, 1)))
-    return tree
-
-
 class _Project:
     """Loads the files of one project (the main one or an included one) with one set of variables."""
 
@@ -92,7 +69,7 @@ class _Project:
         self._cache: dict[tuple[str, str], Map] = {}
 
     def show(self, path: str) -> str:
-        return _display(path, self.display_base)
+        return display_path(path, self.display_base)
 
     def file(self, path: str, working_dir: str) -> Map:
         """One file interpolated, canonical, its includes imported and its extends resolved (markers kept)."""
@@ -122,34 +99,6 @@ class _Project:
         prepared = [self.file(f, project_dir) for f in files]
         merged = reduce(merge, prepared[1:], prepared[0])
         return resolve_markers(enforce_unicity(merged))  # type: ignore[no-any-return]
-
-
-def _project_name(options: ProjectOptions, d: Discovered, raws: Mapping[str, Map]) -> str:
-    if options.project_name:
-        return check_project_name(options.project_name, "-p")
-    for var in ("STACK_PROJECT_NAME", "COMPOSE_PROJECT_NAME"):
-        value = d.environ.get(var)
-        if value:
-            return check_project_name(value, var)
-    name: Any = None
-    source = ""
-    for path, tree in raws.items():
-        if tree.get("name") is not None:
-            shown = _display(path, d.working_dir)
-            where = tree.where("name")
-            one = Map([("name", tree["name"])], tree.pos, {"name": where} if where else {})
-            value = interpolate_tree(one, d.environ.get, file=shown)["name"]
-            if value:
-                name, source = value, f"name: in {shown}"
-    if isinstance(name, str) and name:
-        return check_project_name(name, source)
-    if name is not None:
-        raise SpecError(Problem(f"invalid project name {name!r} ({source}): it must be a string"))
-    dir_name = normalize_project_name(os.path.basename(os.path.abspath(d.project_dir)))
-    if not dir_name:
-        raise SpecError(Problem(f"cannot derive a project name from the directory {d.project_dir}",
-                                hint="give one with -p or `name:`"))
-    return dir_name
 
 
 def _digest(spec: Mapping[str, Any], env: Mapping[str, str], project_dir: str) -> str | None:
@@ -189,9 +138,9 @@ def _missing_files(tree: Map, project_dir: str) -> list[Problem]:
 def load(options: ProjectOptions, *, check_files: bool = True) -> Loaded:
     """Load a project as ``options`` say; raise one SpecError with every problem found."""
     d = discover(options)
-    show: Callable[[str], str] = lambda p: _display(p, d.working_dir)  # noqa: E731
+    show: Callable[[str], str] = lambda p: display_path(p, d.working_dir)  # noqa: E731
     raws = {os.path.normpath(f): read_file(f, show(f)) for f in d.files}
-    name = _project_name(options, d, raws)
+    name = project_name_from(options, d, raws)
     env = {**d.environ, "COMPOSE_PROJECT_NAME": name, "STACK_PROJECT_NAME": name}
     report = _Report()
     tree = _Project(env, d.working_dir, raws=raws, report=report).tree(d.files, d.project_dir)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stackd.drivers import cgroups
-from stackd.errors import DriverError
+from stackd.errors import ROOT_REASON, DriverError
 
 NAMESPACES = ("mnt", "uts", "ipc", "pid", "net")
 SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -43,15 +43,6 @@ class HostFacts:
     nft: str | None
     conmon: bool
     runtimes: tuple[str, ...]
-
-
-ROOT_REASON = ("it mounts file systems and makes network namespaces, nft tables and cgroups, and "
-               "keeps its state where only root may write")
-
-
-def needs_root(verb: str) -> str:
-    """The one line said to a user who is not root."""
-    return f"stack {verb} needs root ({ROOT_REASON}); run it as root, e.g. with sudo"
 
 
 def _has_overlay(filesystems: str) -> bool:

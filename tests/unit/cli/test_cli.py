@@ -170,7 +170,7 @@ def test_without_a_host_driver_the_runtime_verbs_say_so(example: Path,
 
     monkeypatch.setattr(service, "REALHOST_MODULE", "stackd.drivers.no_such_module_here")
     for verb in (["up", "--dry-run"], ["ps"], ["down"]):
-        code, out, err = stack(verb, example)
+        code, out, err = stack(verb, example, environ={"STACK_NO_DAEMON": "1"})
         assert code == 1 and out == ""
         assert "no host driver" in err and "Traceback" not in err
 

@@ -8,9 +8,9 @@ from dataclasses import replace
 
 import pytest
 
-from stackd.drivers.containers.hostcheck import NAMESPACES, HostFacts, gather, needs_root, problems
+from stackd.drivers.containers.hostcheck import NAMESPACES, HostFacts, gather, problems
 from stackd.drivers.realhost import require_root
-from stackd.errors import PermanentDriverError
+from stackd.errors import PermanentDriverError, needs_root
 
 GOOD = HostFacts(euid=0, filesystems="nodev\tsysfs\nnodev\toverlay\n\text4\n", overlay_module=False,
                  namespaces=frozenset(NAMESPACES) | {"user", "cgroup"}, cgroups=None, nft=None, conmon=True,
