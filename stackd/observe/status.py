@@ -14,6 +14,9 @@ from stackd.drivers.host import ContainerRecord
 
 LIVE_STATES = frozenset({"running", "paused"})
 LISTED_STATES = LIVE_STATES | {"restarting"}
+CRASH_LOOP_RESTARTS = 3
+"""restarts in a row after which a container waiting for its next one shows as a crash loop
+(``stackd.plan.restart.Backoff.crash_loop_after``)"""
 """what ``ps`` lists without ``--all`` (as ``docker ps`` does)"""
 
 
@@ -42,7 +45,10 @@ class ContainerStatus:
 
     @property
     def status(self) -> str:
-        """``running``, ``running (healthy)``, ``exited (1)``, ``restarting``, ``created``..."""
+        """``running``, ``running (healthy)``, ``exited (1)``, ``restarting``, ``restarting (crash
+        loop, 5 restarts)``, ``created``..."""
+        if self.state == "restarting" and self.restarts >= CRASH_LOOP_RESTARTS:
+            return f"restarting (crash loop, {self.restarts} restarts, exit code {self.exit_code})"
         if self.state in LIVE_STATES and self.health != "none":
             return f"{self.state} ({self.health})"
         if self.state in {"exited", "dead"} and self.exit_code is not None:

@@ -224,3 +224,33 @@ def test_a_restarted_daemon_adopts_what_runs_without_restarting_it(world: World,
     world.run(second)
     assert len(world.host.calls_of("start_container")) == starts
     assert len(world.host.calls_of("create_container")) == 4
+
+
+UNHEALTHY = """\
+name: {name}
+services:
+  api:
+    image: web:1
+    labels: {{io.stackd.restart-on-unhealthy: "true"}}
+    healthcheck: {{test: ["CMD", "check"], interval: 1s, retries: 1}}
+  other:
+    image: web:1
+    healthcheck: {{test: ["CMD", "check"], interval: 1s, retries: 1}}
+"""
+
+
+def test_a_service_that_opts_in_is_restarted_when_it_turns_unhealthy(world: World) -> None:
+    async def body(w: World) -> None:
+        await w.manager.up(stack_of(w.tmp, text=UNHEALTHY), UpOptions())
+        await w.until(lambda: w.host.containers["demo-api-1"].health == "healthy", "healthy first")
+        starts = w.host.calls_of("start_container").count("demo-api-1")
+        w.host.script_exec("api", ExecResult(1, b"", b"broken"))
+        w.host.script_exec("other", ExecResult(1, b"", b"broken"))
+        await w.until(lambda: w.host.calls_of("start_container").count("demo-api-1") > starts, "restarted")
+        assert w.host.calls_of("start_container").count("demo-other-1") == 1  # did not opt in
+        health = [(e.data.get("name"), e.message) for e in w.store.events_since(0) if e.kind == "health"]
+        assert ("demo-other-1", "now unhealthy") in health
+        assert any(e.kind == "restarting" and e.message.startswith("unhealthy")
+                   for e in w.store.events_since(0))
+
+    world.run(body)
