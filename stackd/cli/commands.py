@@ -368,7 +368,7 @@ def stats(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: T
             out.write(json.dumps(r.to_dict()) + "\n")
         return 0
     _table([["NAME", "SERVICE", "CPU %", "MEM USAGE / LIMIT", "PIDS"]] + [
-        [r.name, r.service, "-" if r.cpu_percent is None else f"{r.cpu_percent:.2f}%",
+        [r.name, r.service or f"({r.kind})", "-" if r.cpu_percent is None else f"{r.cpu_percent:.2f}%",
          f"{_size(r.memory_bytes)} / {_size(r.memory_limit)}", "-" if r.pids is None else str(r.pids)]
         for r in rows], out)
     return 0

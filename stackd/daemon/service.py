@@ -1,6 +1,7 @@
 """``StackService``: the verbs of ``stack`` (``up``, ``down``, ``ps``, ``logs``, ``exec``, ``stop``,
-``start``, ``restart``, ``kill``, ``port``, ``stats``), carried out in-process over an injected
-``HostDriver``. The daemon will serve the same methods; the CLI calls them directly for now.
+``start``, ``restart``, ``kill``, ``port``, ``stats`` per container and per group), carried out
+in-process over an injected ``HostDriver``. The daemon's ``Manager`` calls the same methods
+(``up_stack``, ``down_for``... take a stack already loaded); ``stack --no-daemon`` calls them here.
 
 Each verb has a method of its name taking the project (``ProjectOptions``) and an options class
 of its name (``up`` / ``UpOptions``, in ``options``). ``up`` loads the stack, checks that the host
@@ -357,13 +358,17 @@ class StackService:
                          and (not opt.services or r.service in opt.services)),
                         key=lambda r: (r.service, r.number))
 
+        groups = sorted({r.group for r in chosen if r.group})
+
         def sample() -> list[CgroupUsage | None]:
-            return [source.container_stats(r.name) for r in chosen]
+            return ([source.container_stats(r.name) for r in chosen]
+                    + [source.group_stats(name, g) for g in groups])
 
         first = await anyio.to_thread.run_sync(sample)
         began = self.clock.now()
         await self.clock.sleep(opt.interval)
         second = await anyio.to_thread.run_sync(sample)
         seconds = self.clock.now() - began
-        return [usage_row(r.name, r.service, a, b, seconds)
-                for r, a, b in zip(chosen, first, second, strict=True)]
+        rows = [(r.name, r.service, "container") for r in chosen] + [(g, "", "group") for g in groups]
+        return [usage_row(n, s, a, b, seconds, kind=kind)
+                for (n, s, kind), a, b in zip(rows, first, second, strict=True)]

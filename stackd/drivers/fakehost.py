@@ -407,6 +407,16 @@ class FakeHost:
                 return CgroupUsage()
             return script.pop(0) if len(script) > 1 else script[0]
 
+    def group_stats(self, project: str, group: str) -> CgroupUsage | None:
+        """What ``script_usage("group:<group>", ...)`` gave (an empty usage by default)."""
+        with self._call("group_stats", group):
+            if (project, group) not in self.groups:
+                return None
+            script = self._usage.get(f"group:{group}")
+            if not script:
+                return CgroupUsage()
+            return script.pop(0) if len(script) > 1 else script[0]
+
     # ------------------------------------------------------------------------------ drift
 
     def repair_drift(self, stack: Stack, *, deep: bool = False) -> list[Repair]:

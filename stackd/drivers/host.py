@@ -11,7 +11,7 @@ Besides carrying out operations, a host answers the questions asked before anyth
 (``host_problems``: what it lacks to run containers at all; ``port_conflicts``: which host
 ports that new containers would publish are taken), keeps the last healthcheck result of each
 container (``record_health``; reported back on its ``ContainerRecord``) and reports resource use
-(``container_stats``). ``repair_drift`` puts back the host objects of a running stack that
+(``container_stats``, ``group_stats``). ``repair_drift`` puts back the host objects of a running stack that
 were changed behind stackd's back (veths, bridges, the nft table, cgroup limits) and says what
 it did, one ``Repair`` each.
 """
@@ -179,6 +179,11 @@ class HostDriver(Protocol):
 
     def container_stats(self, name: str) -> CgroupUsage | None:
         """The container's resource use now; ``None`` when it has no cgroup (not running)."""
+        ...
+
+    def group_stats(self, project: str, group: str) -> CgroupUsage | None:
+        """The resource use of a group of ``project`` now (all its containers); ``None`` when the
+        group has no cgroup."""
         ...
 
     # drift -------------------------------------------------------------------------------------

@@ -308,6 +308,10 @@ class RealHost(StackResources):
             return None
         return self.cgroups().stats(info.cgroups_path)
 
+    def group_stats(self, project: str, group: str) -> CgroupUsage | None:
+        driver = self.cgroups()
+        return driver.stats(driver.group_path(project, group))
+
     # ------------------------------------------------------------------------------ drift
 
     def repair_drift(self, stack: Stack, *, deep: bool = False) -> list[Repair]:

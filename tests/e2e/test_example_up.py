@@ -125,3 +125,14 @@ def test_the_web_images_own_healthcheck_passes(running: Demo) -> None:
     assert test[0] == "CMD", test
     ran = running.exec("web", *test[1:], check=False)
     assert ran.code == 0, ran
+
+
+def test_stats_shows_each_container_and_each_group(running: Demo) -> None:
+    rows = [json.loads(line) for line in running.stack("stats", "--format", "json").out.splitlines()]
+    by_name = {r["name"]: r for r in rows}
+    assert {f"{running.project}-{s}-1" for s in SERVICES} | {"foreground", "background"} == set(by_name)
+    background = by_name["background"]
+    assert background["kind"] == "group" and background["memory_limit"] == 768 << 20  # x-stackd groups
+    db = by_name[f"{running.project}-db-1"]
+    assert db["pids"] >= 1 and db["memory_bytes"] > 0
+    assert background["memory_bytes"] >= db["memory_bytes"]  # the group holds db and cache

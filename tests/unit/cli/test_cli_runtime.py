@@ -197,14 +197,16 @@ def test_port_and_stats(stack: Cli) -> None:
     stack.host.script_usage("demo-db-1", CgroupUsage(cpu_ns=0), later)
     code, out, _ = stack("stats", "--format", "json", "db")
     assert code == 0
-    row = json.loads(out)
+    row, group = map(json.loads, out.splitlines())
     assert (row["name"], row["cpu_percent"], row["memory_bytes"], row["pids"]) == (
         "demo-db-1", 10.0, 3 << 20, 4)
+    assert (group["name"], group["kind"], group["service"]) == ("default", "group", "")
     assert stack.clock.sleeps == [1.0]  # one second between the samples, on the test's clock
     code, out, _ = stack("stats", "db")
     assert out.splitlines()[0].split() == [
         "NAME", "SERVICE", "CPU", "%", "MEM", "USAGE", "/", "LIMIT", "PIDS"]
     assert out.splitlines()[1].split() == ["demo-db-1", "db", "0.00%", "3.0MiB", "/", "1.0GiB", "4"]
+    assert out.splitlines()[2].split()[:2] == ["default", "(group)"]
 
 
 def test_up_wait_reports_what_is_not_ready(stack: Cli) -> None:

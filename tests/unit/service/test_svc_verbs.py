@@ -251,8 +251,10 @@ def test_stats_samples_twice_on_the_clock(env: Env) -> None:
     env.up()
     env.host.script_usage("demo-db-1", CgroupUsage(cpu_ns=0, memory_bytes=10),
                           CgroupUsage(cpu_ns=500_000_000, memory_bytes=20, pids=2))
+    env.host.script_usage("group:default", CgroupUsage(cpu_ns=0), CgroupUsage(cpu_ns=700_000_000, pids=5))
     rows = env.run(lambda: env.service.stats(env.project(), StatsOptions(services=("db",), interval=1.0)))
-    assert [(r.name, r.cpu_percent, r.memory_bytes, r.pids) for r in rows] == [("demo-db-1", 50.0, 20, 2)]
+    assert [(r.name, r.kind, r.cpu_percent, r.memory_bytes, r.pids) for r in rows] == [
+        ("demo-db-1", "container", 50.0, 20, 2), ("default", "group", 70.0, None, 5)]
     assert env.clock.sleeps[-1] == 1.0
 
 
