@@ -1,29 +1,32 @@
-"""stackd, podman-compose and docker-compose side by side on the example stack (``stack.yaml``:
-nginx, postgres, redis): ``up -d`` time, time until all three answer, ``down`` time.
+"""stackd, podman-compose and docker-compose side by side on the example stack (``stack.yaml``: nginx,
+postgres, redis): ``up -d`` time, time until all three answer, ``down`` time.
 
 Run as root: ``python bench/compose_peers.py [-n 3] [--fresh] [--only stackd,podman,docker]
-[--workdir DIR]``. Prints numbers and ratios, asserts nothing. In one run it builds the images with
-``stack build`` (bootstrapping ``debian:bookworm-slim`` from Debian's archive first), exports them
-with ``stack image export`` and loads them with ``podman load`` and ``docker load`` (docker 20.10
-loads only ``docker save`` archives, so a ``manifest.json`` is appended to each OCI archive once
-podman has read it): all three tools run the same images. The peers get the stack as ``stack
-config`` prints it, without ``build:``, ``x-stackd`` and ``depends_on.required``, with configs as
-read-only bind mounts (docker-compose 1.29 ignores ``configs``) and ``cgroup_parent`` groups named
-after the bench project.
+[--workdir DIR] [--no-daemon-too]``. Prints numbers and ratios, asserts nothing. In one run it
+builds the images with ``stack build`` (bootstrapping ``debian:bookworm-slim`` from Debian's archive
+first), exports them with ``stack image export`` and loads them with ``podman load`` and ``docker
+load`` (docker 20.10 loads only ``docker save`` archives, so a ``manifest.json`` is appended to each
+OCI archive once podman has read it): all three tools run the same images. The peers get the stack
+as ``stack config`` prints it, without ``build:``, ``x-stackd`` and ``depends_on.required``, with
+configs as read-only bind mounts (docker-compose 1.29 ignores ``configs``) and ``cgroup_parent``
+groups named after the bench project.
 
-Each tool runs ``-n`` times, the tools taking turns; medians are shown. "ready" is the time from
-the start of ``up -d`` until nginx answers 200 on its published port, postgres accepts a
-connection (a startup packet over TCP, as ``pg_isready`` judges) and redis answers PING, both on
-the container's address; the time spent asking the tool for addresses is not counted. Volumes are
-kept between runs (``--fresh``: ``down -v`` each time, so postgres initialises every run).
+Each tool runs ``-n`` times, the tools taking turns; medians are shown. "ready" is the time from the
+start of ``up -d`` until nginx answers 200 on its published port, postgres accepts a connection (a
+startup packet over TCP, as ``pg_isready`` judges) and redis answers PING, both on the container's
+address; the time spent asking the tool for addresses is not counted. Volumes are kept between runs
+(``--fresh``: ``down -v`` each time, so postgres initialises every run).
 
-Each tool has its own state under the work directory: stackd its own ``STACKD_DATA_ROOT`` and
-``STACKD_RUN_DIR``; podman ``--root``/``--runroot`` and a private containers.conf (cgroupfs, runc,
-file events, the limits this machine allows); docker a dockerd started here with its own
-data-root, exec-root, pidfile and socket (cgroupfs), stopped at the end. The host is recorded
-before and after (``HostState``); what the peers leave (iptables chains, netavark's run directory,
-cgroups, /etc/docker/key.json, …) is removed, and what is still left is printed. A missing tool is
-reported with how to install it, and the rest is measured. ``up_many.py`` reuses the host check.
+stackd runs as users run it, through its daemon, which is started before the runs (as dockerd is)
+and stopped at the end; ``--no-daemon-too`` also times ``stack --no-daemon`` (converging in the
+``stack`` process, as the Compose tools do). Each tool has its own state under the work directory:
+stackd its own ``STACKD_DATA_ROOT`` and ``STACKD_RUN_DIR``; podman ``--root``/``--runroot`` and a
+private containers.conf (cgroupfs, runc, file events, the limits this machine allows); docker a
+dockerd started here with its own data-root, exec-root, pidfile and socket (cgroupfs), stopped at
+the end. The host is recorded before and after (``HostState``); what the peers leave (iptables
+chains, netavark's run directory, cgroups, /etc/docker/key.json, …) is removed, and what is still
+left is printed. A missing tool is reported with how to install it, and the rest is measured.
+``up_many.py`` reuses the host check.
 """
 
 from __future__ import annotations
@@ -171,11 +174,30 @@ class Tool:
                 step()
 
 
-def make_stackd(work: Path, project: str) -> Tool:
+def stop_stackd(run_dir: Path) -> None:
+    """SIGTERM the daemon of ``run_dir`` (if one runs) and wait for it to go."""
+    try:
+        pid = int((run_dir / "stackd.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError, IndexError):
+        return
+    for _ in range(300):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+
+
+def make_stackd(work: Path, project: str, *, daemon: bool = True) -> Tool:
+    """stackd as users run it: through its daemon (started before the runs, as dockerd is), or
+    with ``--no-daemon`` (converging in the ``stack`` process, as Compose does)."""
     data = work / "stackd" / "data"
     port = free_port()
     env = user_env(STACKD_DATA_ROOT=str(data), STACKD_RUN_DIR=str(work / "stackd" / "run"),
                    WEB_PORT=str(port), PYTHONPYCACHEPREFIX=str(work / "stackd" / "pycache"))
+    if not daemon:
+        env["STACK_NO_DAEMON"] = "1"
 
     def addresses() -> dict[str, str]:
         """From the web container's hosts file, which names the other two."""
@@ -185,8 +207,13 @@ def make_stackd(work: Path, project: str) -> Tool:
             found.update({n: ip for n in names if n in ("db", "cache")})
         return found
 
-    return Tool("stackd", port, env, [stack_binary(), "-f", str(STACK_FILE), "-p", project], addresses,
+    tool = Tool("stackd" if daemon else "stackd --no-daemon", port, env,
+                [stack_binary(), "-f", str(STACK_FILE), "-p", project], addresses,
                 quiet=("--progress", "quiet"))
+    if daemon:
+        sh([*tool.base, "ls"], env)  # starts the daemon, outside the measured runs
+        tool.finish.append(lambda: stop_stackd(work / "stackd" / "run"))
+    return tool
 
 
 def make_compose(name: str, env: dict[str, str], compose: list[str], engine: str, *, work: Path,
@@ -558,7 +585,7 @@ def report(results: dict[str, Runs], missing: dict[str, str], tools: list[Tool],
     for note in (f"{t.name} {n}" for t in tools for n in t.notes):
         print(f"note: {note}")
     ours = results.get("stackd", Runs())
-    peers = {k: v for k, v in results.items() if k != "stackd" and v.up}
+    peers = {k: v for k, v in results.items() if not k.startswith("stackd") and v.up}
     if not ours.up or not peers:
         return
     print()
@@ -578,6 +605,8 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="down -v after every run (initdb every time)")
     parser.add_argument("--only", default="stackd,podman,docker", help="of stackd,podman,docker")
     parser.add_argument("--workdir", type=Path, help="keep stackd's image store here for the next run")
+    parser.add_argument("--no-daemon-too", action="store_true",
+                        help="also time stackd with --no-daemon (converging in the stack process)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("this benchmark needs root (containers, networks, cgroups)")
@@ -588,10 +617,12 @@ def main() -> None:
     tools: list[Tool] = []
     missing: dict[str, str] = {}
     try:
-        stackd = make_stackd(work, project)
-        archives = prepare_images(work, stackd)
+        builder = make_stackd(work, project, daemon=False)
+        archives = prepare_images(work, builder)
         if "stackd" in args.only:
-            tools.append(stackd)
+            tools.append(make_stackd(work, project))
+            if args.no_daemon_too:
+                tools.append(make_stackd(work, project + "n", daemon=False))
         for key, name, make in (("podman", "podman-compose", make_podman),
                                 ("docker", "docker-compose", make_docker)):
             if key == "docker":  # podman has read the OCI archives; docker 20.10 wants docker's manifest

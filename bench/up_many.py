@@ -1,7 +1,8 @@
 """Time ``stack up -d`` and ``stack down`` for one stack of many trivial containers (default 50
 services of one container each, from a busybox image made here).
 
-Run as root: ``python bench/up_many.py [--containers 50] [-n 3]``. Prints numbers, asserts nothing;
+Run as root: ``python bench/up_many.py [--containers 50] [-n 3] [--no-daemon]``. Through the daemon
+by default (started before the runs, stopped at the end). Prints numbers, asserts nothing;
 the target it prints (``up -d`` under 3 s for 50 containers) is only compared, never enforced.
 The image is ``/bin/busybox`` (Debian's busybox-static) in one layer, written as a ``docker save``
 archive and added with ``stack image import`` to a store in a temporary data root; the stack runs
@@ -30,7 +31,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compose_peers import Failed, HostState, report_left, sh, stack_binary, user_env
+from compose_peers import Failed, HostState, report_left, sh, stack_binary, stop_stackd, user_env
 
 BUSYBOX = Path("/bin/busybox")
 IMAGE = "stackd-bench/busybox:1"
@@ -81,6 +82,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--containers", type=int, default=50, help="services, one container each (50)")
     parser.add_argument("-n", "--runs", type=int, default=3, help="up/down cycles (median; default 3)")
+    parser.add_argument("--no-daemon", action="store_true",
+                        help="run up and down in the stack process (default: through the daemon, "
+                             "started before the runs)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("this benchmark needs root (containers, networks, cgroups)")
@@ -91,6 +95,8 @@ def main() -> None:
     before = HostState.take(work)
     env = user_env(STACKD_DATA_ROOT=str(work / "data"), STACKD_RUN_DIR=str(work / "run"),
                    PYTHONPYCACHEPREFIX=str(work / "pycache"))
+    if args.no_daemon:
+        env["STACK_NO_DAEMON"] = "1"
     base = [stack_binary(), "-f", str(stack_file(work / "stack.yaml", args.containers)), "-p", project]
     ups: list[float] = []
     downs: list[float] = []
@@ -98,6 +104,8 @@ def main() -> None:
     try:
         sh([stack_binary(), "image", "import", str(busybox_archive(work / "busybox.tar"))], env)
         sh([*base, "config", "-q"], env)  # Python's bytecode cache is written once, before measuring
+        if not args.no_daemon:
+            sh([*base, "ls"], env)  # the daemon starts outside the measured runs
         for i in range(1, args.runs + 1):
             start = time.perf_counter()
             sh([*base, "up", "-d", "--progress", "quiet"], env)
@@ -122,6 +130,7 @@ def main() -> None:
             sh([*base, "down", "-v", "--progress", "quiet"], env)
         except Failed as exc:
             problems.append(f"cleanup: {exc}")
+        stop_stackd(work / "run")
         report_left(before, HostState.take(work), work, project)
         shutil.rmtree(work, ignore_errors=True)
     for problem in problems:
