@@ -5,5 +5,7 @@ one nftables table per stack, rendered from data and applied in one transaction.
 Pure modules (no I/O, safe anywhere): ``names`` (host object names), ``ipam`` (subnets and
 leases as data in, data out), ``nft`` (the nftables script of a stack), ``hosts`` (a container's
 /etc/hosts). Side effects live only in ``links`` (pyroute2: bridges, namespaces, veths, addresses,
-routes, sysctls) and ``nftables`` (the ``nft`` command). Importing this package imports neither.
+routes, sysctls), ``namespaces`` (making, removing and entering network namespaces from a short-lived
+thread, without forking) and ``nftables`` (the ``nft`` command). Importing this package imports none
+of them.
 """

@@ -14,6 +14,10 @@ masquerade rule of ``nft``, for publishing on 127.0.0.1). ``enable_ip_forward`` 
 ``net.ipv4.ip_forward=1`` and returns the value it found; whether and when to put that value back
 is the caller's decision (other software on the host may rely on forwarding too).
 
+Namespaces are made, removed and entered through ``namespaces``, without forking: work inside a
+container's namespace goes through an rtnetlink socket opened there by a short-lived thread and
+used from the calling thread (pyroute2's ``IPRoute(netns=...)`` would fork a process per socket).
+
 Netlink and OS failures become ``TransientDriverError``/``PermanentDriverError`` here, raised from
 the original exception. The functions block (pyroute2 is synchronous here): call them through
 ``anyio.to_thread`` (called on an event loop's thread they raise ``RuntimeError``); they are safe
@@ -35,9 +39,9 @@ from pathlib import Path
 from typing import Any
 
 from pyroute2 import IPRoute  # type: ignore[import-untyped]
-from pyroute2 import netns as pyroute2_netns
 from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
 
+from stackd.drivers.network import namespaces
 from stackd.drivers.network.errors import classify
 from stackd.drivers.network.names import NETNS_DIR, Naming
 from stackd.errors import PermanentDriverError
@@ -73,19 +77,40 @@ class Endpoint:
 
 
 @contextlib.contextmanager
-def _netlink(action: str, netns: str | None = None) -> Iterator[Any]:
-    """An rtnetlink socket (in ``netns`` if given); foreign errors become driver errors."""
-    if _in_event_loop():
-        raise RuntimeError("stackd.drivers.network.links blocks: call it through anyio.to_thread")
+def _netlink(action: str, netns: str | None = None, *, sock: socket.socket | None = None
+             ) -> Iterator[Any]:
+    """An rtnetlink socket (in ``netns`` if given, or ``sock``, already open there, which is then
+    closed here); foreign errors become driver errors."""
     try:
-        if netns is not None and not netns_exists(netns):
-            raise PermanentDriverError(f"{action}: network namespace {netns} does not exist")
-        with IPRoute(netns=netns, flags=0) if netns else IPRoute() as ipr:
-            yield ipr
+        if _in_event_loop():
+            raise RuntimeError("stackd.drivers.network.links blocks: call it through anyio.to_thread")
+        if netns is not None and sock is None:
+            if not netns_exists(netns):
+                raise PermanentDriverError(f"{action}: network namespace {netns} does not exist")
+            sock = namespaces.netlink_socket(NETNS_DIR / netns)
+        if sock is None:
+            with IPRoute() as ipr:
+                yield ipr
+        else:
+            with _over(sock) as ipr:
+                yield ipr
     except NetlinkError as exc:
         raise classify(exc.code, f"{action}: {exc}") from exc
     except OSError as exc:
         raise classify(exc.errno, f"{action}: {exc}") from exc
+    finally:
+        if sock is not None:
+            sock.close()
+
+
+@contextlib.contextmanager
+def _over(sock: socket.socket) -> Iterator[Any]:
+    """pyroute2's RTNL API over ``sock`` (an rtnetlink socket, possibly of another namespace)."""
+    ipr = IPRoute(use_socket=sock)
+    try:
+        yield ipr
+    finally:
+        ipr.close()
 
 
 def _in_event_loop() -> bool:
@@ -229,14 +254,21 @@ def netns_exists(name: str) -> bool:
 def ensure_netns(name: str) -> None:
     """A network namespace ``name`` (with ``lo`` up), made if missing."""
     path = Path(NETNS_DIR / name)
+    sock = None
     try:
+        if _in_event_loop():
+            raise RuntimeError("stackd.drivers.network.links blocks: call it through anyio.to_thread")
         if not netns_exists(name):
-            if path.exists():  # a leftover file, e.g. from an interrupted create
+            if os.path.lexists(path):  # a leftover file, e.g. from an interrupted create
                 path.unlink()
-            pyroute2_netns.create(name)
+            try:
+                sock = namespaces.create(path)
+            except FileExistsError:
+                if not netns_exists(name):  # else made meanwhile by a parallel call: fine
+                    raise
     except OSError as exc:
         raise classify(exc.errno, f"create network namespace {name}: {exc}") from exc
-    with _netlink(f"bring up lo in {name}", name) as ns:
+    with _netlink(f"bring up lo in {name}", name, sock=sock) as ns:
         ns.link("set", index=_lookup(ns, "lo"), state="up")
 
 
@@ -251,10 +283,8 @@ def remove_netns(name: str, *, wait: float = 5.0) -> tuple[str, ...]:
     exists = netns_exists(name)
     peers = _host_peers(name) if exists and wait > 0 else {}
     try:
-        if exists:
-            pyroute2_netns.remove(name)
-        elif path.exists():
-            path.unlink()
+        if exists or os.path.lexists(path):
+            namespaces.remove(path)
     except FileNotFoundError:
         pass
     except OSError as exc:
@@ -264,9 +294,19 @@ def remove_netns(name: str, *, wait: float = 5.0) -> tuple[str, ...]:
 
 def _host_peers(name: str) -> dict[int, str]:
     """Host-side index → name of the veths whose peers are in namespace ``name``."""
-    indices = {s.peer_index for s in netns_links(name) if s.peer_index}
+    indices = sorted({s.peer_index for s in netns_links(name) if s.peer_index})
+    found: dict[int, str] = {}
     with _netlink(f"list links peering into {name}") as ipr:
-        return {s.index: s.name for s in _states(ipr) if s.index in indices and s.kind == "veth"}
+        for index in indices:  # asked one by one: a dump of every link on the host costs far more
+            try:
+                msg = ipr.get_links(index)[0]
+            except NetlinkError as exc:
+                if exc.code == errno.ENODEV:  # gone meanwhile
+                    continue
+                raise
+            if _kind(msg) == "veth":
+                found[index] = str(msg.get("ifname"))
+    return found
 
 
 def _wait_gone(links: dict[int, str], wait: float) -> tuple[str, ...]:
@@ -310,7 +350,7 @@ def ensure_endpoint(ep: Endpoint) -> None:
             if peer is not None:
                 ns.link("del", index=peer)
             ipr.link("add", ifname=ep.host_ifname, kind="veth",
-                     peer={"ifname": ep.ifname, "net_ns_fd": ep.netns})
+                     peer={"ifname": ep.ifname, "net_ns_fd": str(NETNS_DIR / ep.netns)})
             host, peer = _lookup(ipr, ep.host_ifname), _lookup(ns, ep.ifname)
         if host is None or peer is None:
             raise PermanentDriverError(f"{action}: the veth pair {ep.host_ifname} did not appear")
