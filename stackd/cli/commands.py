@@ -19,6 +19,8 @@ import anyio
 import yaml
 
 from stackd.cli import attached, fast, images
+from stackd.cli.progress import Progress
+from stackd.cli.progress import report as _report
 from stackd.errors import Problem, SpecError, StackdError
 from stackd.spec.discover import available_envs, discover
 from stackd.spec.loader import Loaded, load
@@ -28,7 +30,7 @@ from stackd.spec.validate import to_compose_dict
 if TYPE_CHECKING:
     from stackd.cli.remote import RemoteService
     from stackd.daemon.service import Applied, HostDriver, StackService
-    from stackd.execute import Clock, Event, Result
+    from stackd.execute import Clock
 
 _BaseDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
@@ -122,51 +124,7 @@ def graph(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: T
     return 0
 
 
-def _scale(values: list[str]) -> dict[str, int]:
-    result: dict[str, int] = {}
-    for item in values:
-        name, sep, number = item.partition("=")
-        if not sep or not number.isdigit():
-            raise SpecError(Problem(f"--scale expects SERVICE=N, got {item!r}"))
-        result[name] = int(number)
-    return result
-
-
 # ---------------------------------------------------------------------------- runtime verbs
-
-_WORDS = {"create": ("Creating", "Created"), "start": ("Starting", "Started"),
-          "stop": ("Stopping", "Stopped"), "remove": ("Removing", "Removed"),
-          "update": ("Updating", "Updated"), "build": ("Building", "Built"), "check": ("Checking", "Present"),
-          "kill": ("Killing", "Killed"), "wait": ("Waiting", "")}
-_MARKS = {"waiting": " ⠿ ", "working": " ⠿ ", "done": " ✔ ", "error": " ✘ "}
-
-
-class Progress:
-    """Renders executor events: Compose-style lines on a terminal (``tty``: outcomes only, with
-    marks), ``plain`` lines (every change), JSON lines, or nothing (``quiet``)."""
-
-    def __init__(self, mode: str, stream: TextIO) -> None:
-        if mode == "auto":
-            mode = "tty" if stream.isatty() else "plain"
-        self.mode, self.stream = mode, stream
-
-    def __call__(self, event: Event) -> None:
-        if self.mode == "quiet" or (self.mode == "tty" and event.status == "working"):
-            return
-        if self.mode == "json":
-            print(json.dumps(event.to_dict()), file=self.stream, flush=True)
-            return
-        doing, did = _WORDS.get(event.action, (event.action.capitalize(), event.action.capitalize()))
-        if event.status == "error":
-            rest = event.message.removeprefix("skipped: ")
-            text = f"Skipped  {rest}" if rest != event.message else f"Error  {event.message}"
-        elif event.status == "done":
-            text = did or event.message.capitalize()
-        else:
-            text = "Waiting" if event.status == "waiting" else doing
-        mark = _MARKS[event.status] if self.mode == "tty" else ""
-        print(f"{mark}{event.kind} {event.name}  {text}", file=self.stream, flush=True)
-
 
 DAEMON_VERBS = frozenset({"up", "down", "stop", "start", "restart", "kill", "ps", "events", "ls"})
 """The verbs the daemon serves when it keeps the host (the others run here either way)."""
@@ -189,39 +147,33 @@ class Runtime:
     def service(self, err: TextIO, verb: str) -> StackService | RemoteService:
         """The service over the host (this machine's needs root for ``stack <verb>``); through
         the daemon (started when not running) for the verbs it serves."""
-        from stackd.daemon.service import StackService, default_host
+        def local() -> StackService:
+            from stackd.daemon.service import StackService, default_host
+            from stackd.execute.executor import EXIT_WATCH
 
-        local = StackService(self.host if self.host is not None else default_host(verb), clock=self.clock,
-                             warn=lambda text: print(f"warning: {text}", file=err))
+            real = self.host is None
+            return StackService(default_host(verb) if self.host is None else self.host, clock=self.clock,
+                                warn=warn, exit_watch=EXIT_WATCH if real else None)
+
+        def warn(text: str) -> None:
+            print(f"warning: {text}", file=err)
+
         if not (self.via_daemon and verb in DAEMON_VERBS):
-            return local
+            return local()
         from stackd.cli.client import connect
         from stackd.cli.remote import RemoteService
 
-        return RemoteService(local, connect(verb=verb))
-
-
-def _report(result: Result | None, err: TextIO, wait_errors: tuple[str, ...] = ()) -> int:
-    """Say what went wrong (each failure once, skips counted); the exit code."""
-    if result is None:
-        return 0
-    for o in result.failed:
-        print(f"error: {o.op}: {o.message}", file=err)
-    if result.skipped:
-        print(f"error: {len(result.skipped)} operation(s) not done because of the errors above", file=err)
-    for text in wait_errors:
-        print(f"error: {text}", file=err)
-    return 0 if result.ok and not wait_errors else 1
+        return RemoteService(local, connect(verb=verb), warn=warn)
 
 
 def up(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO,
        rt: Runtime) -> int:
-    from stackd.daemon.service import UpOptions
+    from stackd.daemon.options import UpOptions
 
     services = tuple(args.service_names)
     up_options = UpOptions(services=services, remove_orphans=args.remove_orphans,
                            force_recreate=args.force_recreate, no_recreate=args.no_recreate,
-                           no_deps=args.no_deps, scale=_scale(args.scale), build=args.build,
+                           no_deps=args.no_deps, scale=fast.scale_of(args.scale), build=args.build,
                            no_build=args.no_build, dry_run=args.dry_run, wait=args.wait,
                            wait_timeout=args.wait_timeout)
     service = rt.service(err, "up")
@@ -247,7 +199,7 @@ def up(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: Text
 
 def down(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO,
          rt: Runtime) -> int:
-    from stackd.daemon.service import DownOptions
+    from stackd.daemon.options import DownOptions
 
     down_options = DownOptions(remove_orphans=args.remove_orphans, volumes=args.volumes, timeout=args.timeout,
                                dry_run=args.dry_run)
@@ -261,7 +213,7 @@ def down(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: Te
 def lifecycle(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO,
               rt: Runtime) -> int:
     """``stop``, ``start``, ``restart`` and ``kill``."""
-    from stackd.daemon import service as svc
+    from stackd.daemon import options as svc
 
     services = tuple(args.service_names)
     s = rt.service(err, args.command)
@@ -290,7 +242,7 @@ def ps(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: Text
        rt: Runtime) -> int:
     if rt.via_daemon:
         return fast.ps(args, options, out)
-    from stackd.daemon.service import PsOptions
+    from stackd.daemon.options import PsOptions
 
     rows = anyio.run(rt.service(err, "ps").ps, options,
                      PsOptions(services=tuple(args.service_names), all=args.all))
@@ -305,7 +257,7 @@ def ps(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: Text
 
 def logs(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO,
          rt: Runtime) -> int:
-    from stackd.daemon.service import LogsOptions
+    from stackd.daemon.options import LogsOptions
 
     if args.tail != "all" and not args.tail.isdigit():
         raise SpecError(Problem(f"--tail expects a number or `all`, got {args.tail!r}"))
@@ -321,7 +273,7 @@ def logs(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: Te
 
 def exec_(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO,
           rt: Runtime) -> int:
-    from stackd.daemon.service import ExecOptions
+    from stackd.daemon.options import ExecOptions
 
     if not args.argv:
         raise SpecError(Problem("exec needs a command to run", hint="stack exec SERVICE COMMAND [ARG...]"))
@@ -336,7 +288,7 @@ def exec_(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: T
 
 def port(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO,
          rt: Runtime) -> int:
-    from stackd.daemon.service import PortOptions
+    from stackd.daemon.options import PortOptions
 
     number, _, protocol = args.port.partition("/")
     if not number.isdigit():
@@ -359,7 +311,7 @@ def _size(value: int | None) -> str:
 
 def stats(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO,
           rt: Runtime) -> int:
-    from stackd.daemon.service import StatsOptions
+    from stackd.daemon.options import StatsOptions
 
     opts = StatsOptions(services=tuple(args.service_names))
     rows = anyio.run(rt.service(err, "stats").stats, options, opts)

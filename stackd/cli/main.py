@@ -178,10 +178,11 @@ def run(argv: Sequence[str], environ: dict[str, str] | None = None, cwd: str | N
     try:
         no_daemon = args.no_daemon or getattr(args, "up_no_daemon", False) or env.get(
             "STACK_NO_DAEMON", "") not in ("", "0")
-        if host is None and not no_daemon and args.command in ("ps", "events", "ls"):
-            from stackd.cli import fast  # the short path: no models, no drivers
+        if host is None and not no_daemon:
+            from stackd.cli import fast  # the short path: no planner, no executor, no drivers
 
-            return fast.dispatch(args, options, stdout)
+            if fast.takes(args):
+                return fast.dispatch(args, options, stdout, stderr)
         from stackd.cli import commands  # after parsing: --help and usage errors need none of it
 
         runtime = commands.Runtime(host, clock, no_daemon=no_daemon)

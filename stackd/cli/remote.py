@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
 
-from stackd.cli.client import Daemon, DaemonError, Refused, project_path
+from stackd.cli.client import Daemon, project_path
+from stackd.cli.fast import UP_FIELDS, stream, up_body
 from stackd.daemon.options import (
     Applied,
     DownOptions,
@@ -34,12 +35,19 @@ from stackd.daemon.options import (
     StopOptions,
     UpOptions,
 )
-from stackd.daemon.service import StackService
-from stackd.drivers.host import ContainerRecord, ExecResult
+from stackd.errors import SpecError
 from stackd.execute import Event, Outcome, Result
-from stackd.observe import ContainerStatus, ContainerUsage, LogEntry
 from stackd.plan import Plan
+from stackd.spec.discover import check_project_name
+from stackd.spec.loader import Loaded, check_services, load
+from stackd.spec.models import Stack
 from stackd.spec.options import ProjectOptions
+
+if TYPE_CHECKING:
+    from stackd.daemon.service import StackService
+    from stackd.drivers.host import ContainerRecord, ExecResult
+    from stackd.execute import Clock
+    from stackd.observe import ContainerStatus, ContainerUsage, LogEntry
 
 
 def _event(data: dict[str, Any]) -> Event:
@@ -56,27 +64,42 @@ def _result(data: dict[str, Any]) -> Result:
 class RemoteService:
     """The verbs through the daemon (see the module docstring); ``local`` serves the rest."""
 
-    def __init__(self, local: StackService, daemon: Daemon) -> None:
-        self.local, self.daemon = local, daemon
-        self.clock = local.clock
+    def __init__(self, local: Callable[[], StackService], daemon: Daemon, *,
+                 warn: Callable[[str], None] = lambda _: None,
+                 loader: Callable[[ProjectOptions], Loaded] | None = None) -> None:
+        self._make_local, self.daemon, self.warn = local, daemon, warn
+        self._local: StackService | None = None
+        self.loader = loader or load
+
+    @property
+    def local(self) -> StackService:
+        """The in-process service, made when a verb first needs the host here (logs, exec...):
+        the verbs that only talk to the daemon never load the host drivers."""
+        if self._local is None:
+            self._local = self._make_local()
+        return self._local
+
+    @property
+    def clock(self) -> Clock:
+        return self.local.clock
+
+    async def _project(self, project: ProjectOptions) -> tuple[str, Stack | None]:
+        """The project's name and stack, as ``StackService.project`` finds them, loaded here."""
+        try:
+            loaded = await anyio.to_thread.run_sync(self.loader, project)
+        except SpecError as exc:
+            no_file = all(p.message.startswith("no stack file found") for p in exc.problems)
+            if not (no_file and project.project_name and not project.files):
+                raise
+            return check_project_name(project.project_name, "-p"), None
+        for w in loaded.warnings:
+            self.warn(w.render())
+        return loaded.stack.name, loaded.stack
 
     def _run(self, method: str, path: str, body: dict[str, Any],
              progress: Callable[[Event], None]) -> dict[str, Any]:
-        final: dict[str, Any] | None = None
-        lines: Iterator[dict[str, Any]] = self.daemon.stream(method, path, body)
-        for line in lines:
-            if "event" in line:
-                progress(_event(line["event"]))
-            elif "warning" in line:
-                self.local.warn(str(line["warning"]))
-            elif "error" in line:
-                raise Refused(str(line["error"]["message"]), int(line["error"]["exit_code"]))
-            elif "result" in line:
-                final = line["result"]
-        if final is None:
-            raise DaemonError("stackd ended the answer without a result (did it stop?); "
-                              "`stack ps` shows where the stack is")
-        return final
+        assert method == "POST"
+        return stream(self.daemon, path, body, lambda view: progress(_event(view.to_dict())), self.warn)
 
     async def _call(self, method: str, path: str, body: dict[str, Any],
                     progress: Callable[[Event], None]) -> dict[str, Any]:
@@ -94,24 +117,19 @@ class RemoteService:
         opt = options or UpOptions()
         if opt.dry_run:
             return await self.local.up(project, opt, progress)
-        loaded = await anyio.to_thread.run_sync(self.local.loader, project)
+        loaded = await anyio.to_thread.run_sync(self.loader, project)
         for w in loaded.warnings:
-            self.local.warn(w.render())
+            self.warn(w.render())
         stack = loaded.stack
-        self.local.check_services(stack, opt.services)
-        body = {"stack": stack.model_dump(mode="json"), "files": list(loaded.discovered.files),
-                "envs": list(project.envs), "services": list(opt.services),
-                "remove_orphans": opt.remove_orphans, "force_recreate": opt.force_recreate,
-                "no_recreate": opt.no_recreate, "no_deps": opt.no_deps, "scale": dict(opt.scale),
-                "build": opt.build, "no_build": opt.no_build, "wait": opt.wait,
-                "wait_timeout": opt.wait_timeout}
+        check_services(stack, opt.services)
+        body = up_body(stack, loaded.discovered.files, project.envs, {k: getattr(opt, k) for k in UP_FIELDS})
         answer = await self._call("POST", project_path(stack.name, "up"), body, progress)
         return self._applied(stack.name, answer)
 
     async def _target(self, project: ProjectOptions,
                       services: tuple[str, ...]) -> tuple[str, dict[str, Any] | None]:
-        name, stack = await self.local.project(project)
-        self.local.check_services(stack, services)
+        name, stack = await self._project(project)
+        check_services(stack, services)
         return name, None if stack is None else stack.model_dump(mode="json")
 
     async def down(self, project: ProjectOptions, options: DownOptions | None = None,
@@ -154,6 +172,8 @@ class RemoteService:
         return _result(data)
 
     async def ps(self, project: ProjectOptions, options: PsOptions | None = None) -> list[ContainerStatus]:
+        from stackd.observe import ContainerStatus
+
         opt = options or PsOptions()
         name, _ = await self._target(project, opt.services)
         rows = await anyio.to_thread.run_sync(lambda: self.daemon.get(

@@ -32,6 +32,7 @@ from stackd.daemon.options import (
 from stackd.daemon.service import StackService
 from stackd.drivers.host import ContainerRecord, HostDriver
 from stackd.execute import Clock, Event, Result
+from stackd.execute.executor import EXIT_WATCH
 from stackd.graph import build, closure
 from stackd.observe import ContainerStatus
 from stackd.reconcile import Reconciler, options_json, widen
@@ -60,11 +61,13 @@ class Manager:
     """The daemon's verbs (see the module docstring)."""
 
     def __init__(self, host: HostDriver, store: Store, reconciler: Reconciler, *,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, exit_watch: float | None = EXIT_WATCH) -> None:
         self.host, self.store, self.reconciler, self.clock = host, store, reconciler, clock
+        self.exit_watch = exit_watch
 
     def service(self, warn: Callable[[str], None] | None = None) -> StackService:
-        return StackService(self.host, clock=self.clock, warn=warn, poll_interval=0.1)
+        return StackService(self.host, clock=self.clock, warn=warn, poll_interval=0.1,
+                            exit_watch=self.exit_watch)
 
     def _log(self, project: str, progress: Callable[[Event], None]) -> Callable[[Event], None]:
         """``progress``, and each finished operation journaled."""

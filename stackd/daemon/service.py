@@ -42,7 +42,7 @@ from stackd.daemon.options import (
 )
 from stackd.drivers.cgroups.usage import CgroupUsage
 from stackd.drivers.host import ContainerRecord, ExecResult, HostDriver
-from stackd.errors import Problem, SpecError, StackdError
+from stackd.errors import SpecError, StackdError
 from stackd.execute import Clock, Event, HealthWaiter, Outcome, Result, SystemClock, execute
 from stackd.execute.readiness import wait_ready
 from stackd.graph import build, closure
@@ -61,7 +61,7 @@ from stackd.plan import Observed, Plan, plan, plan_down
 from stackd.plan import names as plan_names
 from stackd.plan.lifecycle import plan_restart, plan_start, plan_stop
 from stackd.spec.discover import check_project_name
-from stackd.spec.loader import Loaded, load
+from stackd.spec.loader import Loaded, check_services, load
 from stackd.spec.models import Stack
 from stackd.spec.options import ProjectOptions
 
@@ -100,12 +100,13 @@ def _ignore(_: Event) -> None:
 
 class StackService:
     """The verbs over one host. ``parallel``: host calls at once; ``poll_interval``: seconds
-    between looks at a container that is awaited; ``recorder`` receives every applied plan."""
+    between looks at a container that is awaited; ``recorder`` receives every applied plan;
+    ``exit_watch``: see ``execute`` (the real host's callers give ``EXIT_WATCH``)."""
 
     def __init__(self, host: HostDriver, *, clock: Clock | None = None, parallel: int = 32,
                  poll_interval: float = 0.5, warn: Callable[[str], None] | None = None,
                  recorder: Callable[[Applied], None] | None = None,
-                 loader: Callable[[ProjectOptions], Loaded] = load) -> None:
+                 loader: Callable[[ProjectOptions], Loaded] = load, exit_watch: float | None = None) -> None:
         self.host = host
         self.clock: Clock = clock or SystemClock()
         self.parallel = parallel
@@ -114,6 +115,7 @@ class StackService:
         self.applied: list[Applied] = []
         self.recorder = recorder or self.applied.append
         self.loader = loader
+        self.exit_watch = exit_watch
 
     # ------------------------------------------------------------------ loading and looking
 
@@ -147,19 +149,12 @@ class StackService:
                   wait_timeout: float | None = None) -> Result:
         result = await execute(the_plan, stack, self.host, limiter=anyio.CapacityLimiter(self.parallel),
                                progress=progress, health=self.health, clock=self.clock,
-                               wait_timeout=wait_timeout)
+                               wait_timeout=wait_timeout, exit_watch=self.exit_watch)
         for w in result.warnings:
             self.warn(w)
         return result
 
-    @staticmethod
-    def check_services(stack: Stack | None, services: tuple[str, ...]) -> None:
-        if stack is None:
-            return
-        unknown = [s for s in services if s not in stack.services]
-        if unknown:
-            raise SpecError([Problem(f"no such service: {s}", hint=f"services: {', '.join(stack.services)}")
-                             for s in unknown])
+    check_services = staticmethod(check_services)
 
     # ------------------------------------------------------------------ changing verbs
 

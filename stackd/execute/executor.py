@@ -5,6 +5,10 @@ Every operation runs in its own task of one anyio TaskGroup. It starts once ever
 of the ``limiter`` while it does, so independent operations run side by side, at most as many
 at once as the limiter allows. A ``StartContainer`` first waits for its dependency conditions
 (``WaitFor``) through the ``HealthWaiter``, for at most ``wait_timeout`` seconds (``fail_after``).
+With ``exit_watch``, a start of ``up`` (``watch_exit``) is done as soon as the host started the
+container, so that dependents go on at once; ``exit_watch`` seconds later the container is looked
+at again, and one that has already exited with a failure status fails its start then (with its
+last output).
 
 An operation that fails makes every operation waiting on it (directly or not) skipped, with the
 failure as the cause; independent branches still finish. The one exception is written in the
@@ -21,10 +25,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import anyio
+import anyio.abc
 import anyio.to_thread
 
 from stackd.drivers.host import HostDriver
@@ -37,6 +42,10 @@ from stackd.plan.model import Op, Plan, StartContainer, WaitFor
 from stackd.spec.models import Stack
 
 OutcomeStatus = Literal["done", "failed", "skipped"]
+EXIT_WATCH = 0.2
+"""What the real host's callers give as ``exit_watch``: seconds after a start of ``up``
+(``StartContainer.watch_exit``) when the container is looked at once more; one that has exited
+with a failure status by then fails its start."""
 
 
 @dataclass(frozen=True)
@@ -74,12 +83,16 @@ class Result:
 
 async def execute(plan: Plan, stack: Stack | None, host: HostDriver, *, limiter: anyio.CapacityLimiter,
                   progress: Callable[[Event], None], health: HealthWaiter, clock: Clock,
-                  wait_timeout: float | None = None) -> Result:
+                  wait_timeout: float | None = None, exit_watch: float | None = None) -> Result:
     """Carry ``plan`` out on ``host`` (see the module docstring). ``stack`` is the stack the plan
-    was made from (``None`` only for a removal plan made without one)."""
+    was made from (``None`` only for a removal plan made without one). ``exit_watch``: seconds
+    after which a start of ``up`` looks at its container again, without holding its dependents
+    back; ``None`` leaves that watch to the host driver's start, which then takes that long."""
     run = _Run(plan, Target(host, plan.project, stack), limiter=limiter, progress=progress, health=health,
                clock=clock, wait_timeout=wait_timeout)
+    run.exit_watch = exit_watch
     async with anyio.create_task_group() as tg:
+        run.tg = tg
         for op in plan.ops:
             tg.start_soon(run.one, op, name=op.id)
     return Result(outcomes=tuple(run.outcomes[op.id] for op in plan.ops), warnings=tuple(run.warnings))
@@ -97,6 +110,8 @@ class _Run:
         self.outcomes: dict[str, Outcome] = {}
         self.root: dict[str, str] = {}  # failed or skipped op -> the failed op at the origin
         self.warnings: list[str] = []
+        self.tg: anyio.abc.TaskGroup | None = None
+        self.exit_watch: float | None = None
 
     def emit(self, op: Op, status: Status, message: str) -> None:
         action, name = describe(op)
@@ -143,7 +158,14 @@ class _Run:
                     for wait in op.wait:
                         await self._condition(op, wait)
             self.emit(op, "working", op.cause)
-            await anyio.to_thread.run_sync(host_call(op, self.target), limiter=self.limiter)
+            if isinstance(op, StartContainer) and op.watch_exit and self.exit_watch is not None \
+                    and self.tg is not None:
+                # started: dependents may go on; an exit at once is looked for meanwhile
+                quick = replace(op, watch_exit=False)
+                await anyio.to_thread.run_sync(host_call(quick, self.target), limiter=self.limiter)
+                self.tg.start_soon(self._watch_exit, op)
+            else:
+                await anyio.to_thread.run_sync(host_call(op, self.target), limiter=self.limiter)
         except anyio.get_cancelled_exc_class():
             self.emit(op, "error", "cancelled")
             raise
@@ -156,6 +178,18 @@ class _Run:
         else:
             self.outcomes[op.id] = Outcome(op.id, "done")
             self.emit(op, "done", op.cause)
+
+    async def _watch_exit(self, op: StartContainer) -> None:
+        """``EXIT_WATCH`` seconds after the start, fail ``op`` if its container has already
+        exited with a failure status (what ``up`` says then names it, with its last output)."""
+        await self.clock.sleep(self.exit_watch or 0.0)
+        records = await anyio.to_thread.run_sync(self.target.host.list_containers, self.target.project)
+        found = next((r for r in records if r.name == op.name), None)
+        if found is None or found.state not in ("exited", "dead") or found.exit_code in (None, 0):
+            return
+        tail = await self.health.tail(op.name)
+        self._fail(op, f"service {op.service}: container {op.name} exited at once with status "
+                       f"{found.exit_code}{tail}")
 
     def _fail(self, op: Op, message: str) -> None:
         self.outcomes[op.id] = Outcome(op.id, "failed", message)

@@ -167,7 +167,7 @@ class HealthWaiter:
                 record = self._present(records, service, name)
                 if record.state in {"exited", "dead"}:
                     if record.exit_code != 0:
-                        tail = await self._tail(name)
+                        tail = await self.tail(name)
                         raise WaitFailed(f"service {service} didn't complete successfully: container "
                                          f"{name} exited with code {record.exit_code}{tail}")
                 elif record.state == "created":
@@ -202,7 +202,7 @@ class HealthWaiter:
                 code = f" (code {record.exit_code})" if record.exit_code is not None else ""
                 probe = f"; last probe output: {last}" if last else ""
                 raise WaitFailed(f"service {service}: container {name} is {record.state}{code} and cannot "
-                                 f"become healthy{probe}{await self._tail(name)}")
+                                 f"become healthy{probe}{await self.tail(name)}")
             if record.health == "healthy" and self._fresh(record.last_health, hc):
                 return
             if first:
@@ -227,7 +227,7 @@ class HealthWaiter:
         when = parse_time(last.checked_at)
         return when is not None and (self.clock.wall() - when).total_seconds() < hc.interval
 
-    async def _tail(self, name: str) -> str:
+    async def tail(self, name: str) -> str:
         """``; its last output:`` and the last lines of the container's log ("" without any)."""
         def read() -> list[str]:
             try:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import reduce
 from typing import Any
@@ -191,4 +191,14 @@ def _with_digests(stack: Stack, env: Mapping[str, str], project_dir: str) -> Sta
     return stack.model_copy(update=updates)
 
 
-__all__ = ["Loaded", "load", "read_file"]
+def check_services(stack: Stack | None, services: Sequence[str]) -> None:
+    """Refuse service names ``stack`` does not have (all of them at once, with the ones it has)."""
+    if stack is None:
+        return
+    unknown = [s for s in services if s not in stack.services]
+    if unknown:
+        raise SpecError([Problem(f"no such service: {s}", hint=f"services: {', '.join(stack.services)}")
+                         for s in unknown])
+
+
+__all__ = ["Loaded", "check_services", "load", "read_file"]
