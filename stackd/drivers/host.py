@@ -187,13 +187,14 @@ class HostDriver(Protocol):
         ...
 
     # drift -------------------------------------------------------------------------------------
-    def repair_drift(self, stack: Stack, *, deep: bool = False) -> list[Repair]:
+    def repair_drift(self, stack: Stack, *, deep: bool = False, table: bool = False) -> list[Repair]:
         """Put back what was changed behind stackd's back on the host objects of the applied
         ``stack``: the bridges of its networks, the veths of its running (or paused) containers,
-        cgroup limits of its groups and containers, missing group cgroups; with ``deep`` also
-        the project's nft table and the addresses and routes inside containers' namespaces
-        (costlier: it runs processes). Containers that do not run are left alone (their
-        endpoints are rebuilt when they start), and so is a container's process lifecycle.
+        cgroup limits of its groups and containers, missing group cgroups; with ``table`` (or
+        ``deep``) also the project's nft table (it runs ``nft``); with ``deep`` also the
+        addresses and routes inside containers' namespaces (a namespace switch per container).
+        Containers that do not run are left alone (their endpoints are rebuilt when they start),
+        and so is a container's process lifecycle.
         Returns what was repaired, empty when nothing had drifted. Raises a ``RepairError``
         naming every resource that could not be repaired, carrying the repairs made."""
         ...

@@ -110,6 +110,7 @@ class RealHost(StackResources):
         self._problems: list[str] | None = None
         self._refreshes = {}
         self._fresh: set[str] = set()  # created by this RealHost and not started since
+        self._annotations: dict[str, tuple[tuple[int, int], dict[str, str]]] = {}  # see listing
         self.networks = Networks(self.store, self.layout, naming, pool)
         self.parts = Parts(self.layout, naming, self.store, ImageStore(self.layout.data_root),
                            VolumeDriver(self.layout.volumes_dir), self.networks, self.limits,
@@ -272,7 +273,7 @@ class RealHost(StackResources):
         now = datetime.now(UTC)
         out = []
         for info in infos:
-            annotations = listing.annotations_of(self.layout, info.name)
+            annotations = listing.annotations_of(self.layout, info.name, self._annotations)
             if project is not None and annotations.get(labels.PROJECT, info.project) != project:
                 continue
             mc = self.processes.monitored(info.name)
@@ -314,8 +315,8 @@ class RealHost(StackResources):
 
     # ------------------------------------------------------------------------------ drift
 
-    def repair_drift(self, stack: Stack, *, deep: bool = False) -> list[Repair]:
+    def repair_drift(self, stack: Stack, *, deep: bool = False, table: bool = False) -> list[Repair]:
         """Put back what drifted on the host objects of ``stack`` (``containers.drift``), holding
         the project's lock so that no container of the project is made or removed meanwhile."""
         with self._project_lock(stack.name):
-            return self.drift_repair.run(stack, deep=deep)
+            return self.drift_repair.run(stack, deep=deep, table=table)

@@ -13,9 +13,9 @@ limits of each group; the comparisons are in ``driftrules``):
 3. veths of running (or paused) containers: missing, down, detached or in another bridge ->
    ``Networks.reattach`` (same leased addresses, same routes);
 4. the cgroup limits of running containers, as their OCI config set them, written back;
-5. only when ``deep``: the project's nft table (``nftables.status``; missing or drifted ->
-   ``Networks.apply_table``) and, inside each running container's namespace, its interfaces'
-   addresses and state and its default route (-> ``Networks.reattach``).
+5. only when ``table`` or ``deep``: the project's nft table (``nftables.status``; missing or
+   drifted -> ``Networks.apply_table``); only when ``deep``: inside each running container's
+   namespace, its interfaces' addresses and state and its default route (-> ``Networks.reattach``).
 
 The cheap checks (1-4) run no process and open no namespace: the state of the links it looks
 for is read from sysfs (``/sys/class/net/<name>``: flags, master, kind; the daemon's own network
@@ -37,14 +37,9 @@ import contextlib
 import dataclasses
 import json
 import os
-import socket
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from ipaddress import IPv4Interface
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
-
-from pyroute2 import IPRoute  # type: ignore[import-untyped]
-from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
 
 from stackd.drivers import cgroups
 from stackd.drivers.cgroups import cgfs
@@ -54,15 +49,12 @@ from stackd.drivers.containers.networks import Networks
 from stackd.drivers.containers.paths import HostLayout
 from stackd.drivers.host import PermanentRepairError, Repair, TransientRepairError
 from stackd.drivers.network import links, nftables
-from stackd.drivers.network.errors import classify
 from stackd.drivers.network.links import LinkState
+from stackd.drivers.network.sysfs import SYS_NET, observe_links
 from stackd.drivers.runtime.bundle import CONFIG
 from stackd.errors import DriverError, PermanentDriverError, TransientDriverError
 from stackd.spec.models import Stack
 from stackd.store import Store
-
-SYS_NET = Path("/sys/class/net")
-_IFF_UP = 0x1
 
 
 class RepairPass:
@@ -117,7 +109,7 @@ class DriftRepair:
         self.cgroups = cgroup_driver
         self._configs: dict[str, _Config] = {}
 
-    def run(self, stack: Stack, *, deep: bool = False) -> list[Repair]:
+    def run(self, stack: Stack, *, deep: bool = False, table: bool = False) -> list[Repair]:
         """Check the host objects of ``stack`` and repair what drifted; the caller holds the
         project's lock. Raises ``RepairError`` (with the repairs made) when some repair failed."""
         project = stack.name
@@ -130,8 +122,9 @@ class DriftRepair:
         self._bridges(project, states, work)
         self._veths(running, states, work)
         self._limits(running, cg, work)
-        if deep:
+        if deep or table:
             self._table(project, infos, work)
+        if deep:
             self._inside(running, work)
         return work.finish(project)
 
@@ -328,51 +321,6 @@ class DriftRepair:
                 with work.attempt(resource, what, why):
                     for f in driftrules.write_order(drifted, current):
                         cgfs.write(folder / f.name, f.value)
-
-
-def observe_links(names: Iterable[str]) -> dict[str, LinkState]:
-    """The links among ``names`` that exist in this network namespace, with their state and
-    IPv4 addresses (from sysfs, and one netlink dump of addresses; no process, no namespace)."""
-    found: dict[str, LinkState] = {}
-    for name in names:
-        state = _sysfs_link(name)
-        if state is not None:
-            found[name] = state
-    if not found:
-        return found
-    try:
-        with IPRoute() as ipr:
-            dump = list(ipr.get_addr(family=socket.AF_INET))
-    except NetlinkError as exc:
-        raise classify(exc.code, f"list addresses: {exc}") from exc
-    except OSError as exc:
-        raise classify(exc.errno, f"list addresses: {exc}") from exc
-    addresses: dict[int, list[IPv4Interface]] = {}
-    for a in dump:
-        address = IPv4Interface(f"{a.get('address')}/{a.get('prefixlen')}")
-        addresses.setdefault(int(a["index"]), []).append(address)
-    return {name: dataclasses.replace(s, addresses=tuple(sorted(addresses.get(s.index, []))))
-            for name, s in found.items()}
-
-
-def _sysfs_link(name: str) -> LinkState | None:
-    """Link ``name`` as sysfs shows it (no addresses), ``None`` when there is none. A bridge has
-    a ``bridge`` directory; a veth is told by its peer (``iflink`` is not its own index)."""
-    folder = SYS_NET / name
-    try:
-        index = int((folder / "ifindex").read_text())
-        iflink = int((folder / "iflink").read_text())
-        flags = int((folder / "flags").read_text(), 16)
-        is_bridge = (folder / "bridge").is_dir()
-        try:
-            master: str | None = os.path.basename(os.readlink(folder / "master"))
-        except FileNotFoundError:
-            master = None
-    except (OSError, ValueError):
-        return None  # gone (or going) meanwhile
-    kind = "bridge" if is_bridge else "veth" if iflink != index else None
-    return LinkState(name=name, index=index, kind=kind, up=bool(flags & _IFF_UP), master=master,
-                     addresses=(), peer_index=iflink if kind == "veth" else None)
 
 
 def _under(mount: Path, rel: str) -> Path:

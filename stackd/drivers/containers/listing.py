@@ -94,9 +94,27 @@ def record(info: ContainerInfo, annotations: Mapping[str, str], *, runtime: Mapp
         ports=tuple(p.render() for p in info.ports))
 
 
-def annotations_of(layout: HostLayout, name: str) -> dict[str, str]:
+def annotations_of(layout: HostLayout, name: str,
+                   cache: dict[str, tuple[tuple[int, int], dict[str, str]]] | None = None) -> dict[str, str]:
+    """The annotations of ``name``'s OCI config. With ``cache`` (name -> (file's mtime and size,
+    annotations)), an unchanged config is not read again: it holds the seccomp profile and is
+    the costliest file of a container to parse, and the daemon lists containers every pass."""
+    bundle = layout.container(name).bundle
+    key: tuple[int, int] | None = None
+    if cache is not None:
+        try:
+            st = os.stat(bundle / "config.json")
+        except OSError:
+            return {}
+        key = (st.st_mtime_ns, st.st_size)
+        kept = cache.get(name)
+        if kept is not None and kept[0] == key:
+            return dict(kept[1])
     try:
-        raw = read_config(layout.container(name).bundle).get("annotations") or {}
+        raw = read_config(bundle).get("annotations") or {}
     except DriverError:
         return {}
-    return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+    found = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+    if cache is not None and key is not None:
+        cache[name] = (key, found)
+    return dict(found)

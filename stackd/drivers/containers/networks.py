@@ -25,7 +25,7 @@ from typing import Any
 from stackd.drivers.containers.info import Attachment, ContainerInfo
 from stackd.drivers.containers.paths import HostLayout
 from stackd.drivers.fsutil import write_atomic
-from stackd.drivers.network import links, nftables
+from stackd.drivers.network import links, nftables, sysfs
 from stackd.drivers.network.ipam import (
     DEFAULT_POOL,
     LeaseRequest,
@@ -145,9 +145,10 @@ class Networks:
     def records(self, project: str) -> list[tuple[StoredResource, bool]]:
         """The project's networks and whether each is on the host as made (bridge up with its
         gateway address)."""
-        states = {s.name: s for s in links.list_links(self.naming)}
+        resources = self.store.resources(project, "network")
+        states = sysfs.observe_links(self.bridge(res.name) for res in resources)
         out = []
-        for res in self.store.resources(project, "network"):
+        for res in resources:
             stored = self.store.subnet(res.name)
             state = states.get(self.bridge(res.name))
             intact = stored is not None and state is not None and state.kind == "bridge" and \
