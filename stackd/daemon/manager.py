@@ -169,7 +169,7 @@ class Manager:
         """The rows of ``ps``: from the latest pass when the project is kept (at most a resync
         old, and fresh after every event the host reported), else looked up now."""
         kept: list[ContainerRecord] | None = self.reconciler.records(project)
-        stack = stack or await self.kept_stack(project)
+        stack = stack or self.reconciler.stack(project) or await self.kept_stack(project)
         return await self.service().ps_for(project, stack, options, records=kept)
 
     async def projects(self) -> list[dict[str, object]]:

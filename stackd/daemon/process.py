@@ -32,6 +32,7 @@ from stackd.drivers.containers.paths import DATA_ENV, DEFAULT_DATA_ROOT, DEFAULT
 from stackd.drivers.realhost import RealHost
 from stackd.drivers.watch import Changes, HostWatch, next_changes
 from stackd.errors import StackdError
+from stackd.plan import names as plan_names
 from stackd.reconcile import Reconciler, Settings
 
 log = logging.getLogger("stackd")
@@ -106,20 +107,42 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _trigger(reconciler: Reconciler, changes: Changes) -> None:
+def owners(reconciler: Reconciler, host: RealHost) -> dict[str, str]:
+    """Which kept project each of its containers, bridges, veths and nft table belongs to (by
+    host name), from what the latest passes saw: host events about anything else (another
+    daemon's objects, links going away with a container being removed) wake nobody."""
+    found: dict[str, str] = {}
+    for project, state in list(reconciler.projects.items()):
+        found[host.naming.table(project)] = project
+        stack = state.stack
+        if stack is None:
+            continue
+        networks = {key: plan_names.network_name(stack, key) for key in plan_names.stack_networks(stack)}
+        found.update({host.networks.bridge(n): project for n in networks.values()})
+        for record in state.records:
+            found[record.name] = project
+            found.update({host.naming.veth(record.name, networks.get(key, key)): project
+                          for key in record.addresses})
+    return found
+
+
+def trigger(reconciler: Reconciler, host: RealHost, changes: Changes) -> None:
+    """Wake the passes that ``changes`` concern (see ``owners``); a change to a project's nft
+    table asks for a check of the table, and events that may have been lost wake everyone."""
     if changes.lost:
-        reconciler.trigger(None, deep=True)
+        reconciler.trigger(None, table=True)
         return
-    owners: dict[str, str] = {}
-    for project in list(reconciler.projects):
-        for record in reconciler.projects[project].records:
-            owners[record.name] = project
+    known = owners(reconciler, host)
     for name in changes.exited:
-        reconciler.trigger(owners.get(name))  # a container not looked at yet: every project
-    if changes.links:
-        reconciler.trigger(None)
-    if changes.tables:
-        reconciler.trigger(None, deep=True)
+        project = known.get(name) or next((p for p in reconciler.projects if name.startswith(f"{p}-")), None)
+        if project is not None:
+            reconciler.trigger(project)
+    for name in changes.links:
+        if name in known:
+            reconciler.trigger(known[name])
+    for name in changes.tables:
+        if name in known:
+            reconciler.trigger(known[name], table=True)
 
 
 async def _watch(reconciler: Reconciler, host: RealHost) -> None:
@@ -131,7 +154,7 @@ async def _watch(reconciler: Reconciler, host: RealHost) -> None:
         while True:
             changes = await next_changes(watch, None)
             if changes:
-                _trigger(reconciler, changes)
+                trigger(reconciler, host, changes)
     finally:
         watch.close()
 

@@ -13,7 +13,9 @@ The API's verbs take the project's lock (``exclusive``), which first cancels a p
 waiting (for a dependency's health, say) so that ``down`` never waits behind a pass. A
 project's health checks run in their own task (``_health``): every due healthcheck is probed
 (``HealthWaiter.refresh``), a change is journaled, and a service that opts in with the label
-``stackd.restart-on-unhealthy: "true"`` has an unhealthy container restarted.
+``stackd.restart-on-unhealthy: "true"`` has an unhealthy container restarted. Verbs also cancel
+the health checks in flight and wait for them to end (the ``probing`` lock), so that no result
+is written into a container's directory while a verb removes it.
 """
 
 from __future__ import annotations
@@ -45,8 +47,11 @@ class _Project:
     name: str
     wake: anyio.Event = field(default_factory=anyio.Event)
     deep: bool = True
+    table: bool = True
     lock: anyio.Lock = field(default_factory=anyio.Lock)
     scope: anyio.CancelScope | None = None  # the pass running now
+    probing: anyio.Lock = field(default_factory=anyio.Lock)  # held while its health checks run
+    probe_scope: anyio.CancelScope | None = None  # the health checks running now
     tracker: Tracker = field(default_factory=Tracker)
     records: list[ContainerRecord] = field(default_factory=list)
     stack: Stack | None = None  # of the latest pass
@@ -95,17 +100,24 @@ class Reconciler:
             self._tg.start_soon(self._health, state, name=f"health {project}")
         self.trigger(project)
 
-    def trigger(self, project: str | None = None, *, deep: bool = False) -> None:
-        """Ask for a pass of ``project`` (None: of every kept project)."""
+    def trigger(self, project: str | None = None, *, deep: bool = False, table: bool = False) -> None:
+        """Ask for a pass of ``project`` (None: of every kept project); ``table``: with a check
+        of its nft table; ``deep``: with everything (see ``Settings``)."""
         for state in ([self.projects[project]] if project in self.projects else []) if project else list(
                 self.projects.values()):
             state.deep = state.deep or deep
+            state.table = state.table or table
             state.wake.set()
 
     def records(self, project: str) -> list[ContainerRecord] | None:
         """What the latest pass saw of ``project`` (None when it is not kept or not looked at yet)."""
         state = self.projects.get(project)
         return list(state.records) if state is not None and state.fresh else None
+
+    def stack(self, project: str) -> Stack | None:
+        """The stack the latest pass of ``project`` kept it at (None before the first pass)."""
+        state = self.projects.get(project)
+        return state.stack if state is not None else None
 
     async def settled(self, project: str) -> None:
         """Wait for the end of the next pass of ``project`` (for callers that just triggered it)."""
@@ -122,7 +134,9 @@ class Reconciler:
             return
         if state.scope is not None:
             state.scope.cancel()
-        async with state.lock:
+        if state.probe_scope is not None:
+            state.probe_scope.cancel()
+        async with state.lock, state.probing:
             state.fresh = False
             try:
                 yield
@@ -137,13 +151,15 @@ class Reconciler:
             state.stop = True
             if state.scope is not None:
                 state.scope.cancel()
+            if state.probe_scope is not None:
+                state.probe_scope.cancel()
             state.wake.set()
 
     # ------------------------------------------------------------------ the workers
 
     async def _worker(self, state: _Project) -> None:
         first = True
-        last_deep = self.clock.now()
+        last_deep = last_table = self.clock.now()
         wake_at: float | None = None
         while not state.stop:
             timeout = self.settings.resync
@@ -154,11 +170,13 @@ class Reconciler:
             if state.stop:
                 break
             state.wake = anyio.Event()
-            deep = state.deep or self.clock.now() - last_deep >= self.settings.deep_every
-            state.deep = False
-            if deep:
-                last_deep = self.clock.now()
-            outcome = await self._one_pass(state, first=first, deep=deep)
+            now = self.clock.now()
+            deep = state.deep or now - last_deep >= self.settings.deep_every
+            table = deep or state.table or now - last_table >= self.settings.table_every
+            state.deep = state.table = False
+            last_deep = now if deep else last_deep
+            last_table = now if table else last_table
+            outcome = await self._one_pass(state, first=first, deep=deep, table=table)
             first = False
             wake_at = outcome.wake_at if outcome is not None else None
             if outcome is not None and outcome.desired is None:
@@ -169,19 +187,20 @@ class Reconciler:
             del self.projects[state.name]
         state.done.set()
 
-    async def _one_pass(self, state: _Project, *, first: bool, deep: bool) -> Outcome | None:
+    async def _one_pass(self, state: _Project, *, first: bool, deep: bool, table: bool) -> Outcome | None:
         async with state.lock:
             with anyio.CancelScope() as scope:
                 state.scope = scope
                 try:
-                    outcome = await run_pass(self._ctx, state.name, state.tracker, first=first, deep=deep)
+                    outcome = await run_pass(self._ctx, state.name, state.tracker, first=first, deep=deep,
+                                             table=table)
                 except Exception as exc:  # one project's trouble is journaled, never spreads
                     text = str(exc) or type(exc).__name__
                     if text != state.last_error:
                         log.warning("pass of %s failed: %s", state.name, text)
                         await self.journal.say(state.name, f"project:{state.name}", "error", text)
                     state.last_error = text
-                    state.deep = True
+                    state.table = True
                     return None
                 finally:
                     state.scope = None
@@ -201,19 +220,10 @@ class Reconciler:
         """Probe due healthchecks of ``state``'s running containers (see the module docstring)."""
         while not state.stop:
             await anyio.sleep(self.settings.health_tick)
-            records = [r for r in state.records if r.state == "running"]
             desired = state.stack
-            if not records or desired is None:
+            if desired is None:
                 continue
-            try:
-                fresh = await self.health.refresh(desired, records)
-            except Exception as exc:
-                log.warning("health checks of %s failed: %s", state.name, exc)
-                continue
-            by_name = {r.name: r for r in fresh}
-            state.records = [by_name.get(r.name, r) for r in state.records]
-            changed = [r for r in fresh if r.health != next(
-                (o.health for o in records if o.name == r.name), r.health)]
+            changed = await self._probe(state)
             for r in changed:
                 await self.journal.say(state.name, f"service:{r.service}:{r.number}", "health",
                                        f"now {r.health}", name=r.name)
@@ -222,6 +232,30 @@ class Reconciler:
                                                     ).lower() == "true"
                 if r.health == "unhealthy" and opted:
                     await self._restart_unhealthy(state, r)
+
+    async def _probe(self, state: _Project) -> list[ContainerRecord]:
+        """One round of ``state``'s due health checks (none once the project is forgotten, or
+        when a verb cancels it); the records whose health changed."""
+        async with state.probing:
+            records = [r for r in state.records if r.state == "running"]
+            desired = state.stack
+            if state.stop or not records or desired is None:
+                return []
+            with anyio.CancelScope() as scope:
+                state.probe_scope = scope
+                try:
+                    fresh = await self.health.refresh(desired, records)
+                except Exception as exc:
+                    log.warning("health checks of %s failed: %s", state.name, exc)
+                    return []
+                finally:
+                    state.probe_scope = None
+            if scope.cancelled_caught:
+                return []
+            by_name = {r.name: r for r in fresh}
+            state.records = [by_name.get(r.name, r) for r in state.records]
+            before = {r.name: r.health for r in records}
+            return [r for r in fresh if r.health != before.get(r.name, r.health)]
 
     async def _restart_unhealthy(self, state: _Project, record: ContainerRecord) -> None:
         async with self.exclusive(state.name):

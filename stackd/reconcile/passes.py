@@ -34,13 +34,16 @@ from stackd.store import Store, StoredContainer
 
 @dataclass(frozen=True)
 class Settings:
-    """``resync``: seconds between passes when nothing happens (the safety net); ``deep_every``:
-    seconds between the checks that cost a process (the nft table); ``wait_timeout``: how long a
+    """``resync``: seconds between passes when nothing happens (the safety net); ``table_every``:
+    seconds between checks of the nft table (they run ``nft``; a change to a table also asks
+    for one); ``deep_every``: seconds between looks inside every container's network namespace
+    (a namespace switch per container); ``wait_timeout``: how long a
     start in a pass waits for its dependencies before the pass gives up on it (the next pass
     tries again); ``health_tick``: how often due healthchecks are looked for."""
 
     resync: float = 2.0
-    deep_every: float = 30.0
+    table_every: float = 30.0
+    deep_every: float = 300.0
     wait_timeout: float = 60.0
     health_tick: float = 0.5
     parallel: int = 32
@@ -79,6 +82,7 @@ async def load_desired(store: Store, project: str) -> Desired | None:
 
 
 async def run_pass(ctx: PassContext, project: str, tracker: Tracker, *, first: bool, deep: bool,
+                   table: bool = False,
                    progress: Callable[[object], None] | None = None) -> Outcome:
     desired = await load_desired(ctx.store, project)
     if desired is None:
@@ -94,7 +98,7 @@ async def run_pass(ctx: PassContext, project: str, tracker: Tracker, *, first: b
     decided = restart_plan(stack, records, stored, now, ctx.settings.backoff, daemon_start=first)
     await _note_decisions(ctx, project, records, stored=stored, decided=decided, tracker=tracker)
 
-    repairs = await anyio.to_thread.run_sync(lambda: ctx.host.repair_drift(stack, deep=deep))
+    repairs = await anyio.to_thread.run_sync(lambda: ctx.host.repair_drift(stack, deep=deep, table=table))
     for r in repairs:
         await ctx.journal.say(project, r.resource, "drift", f"{r.what} ({r.why})")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from stackd.cli.commands import Progress
 from stackd.cli.main import run
+from stackd.cli.progress import Progress
 from stackd.drivers.cgroups.usage import CgroupUsage
 from stackd.drivers.fakehost import FakeHost
 from stackd.drivers.host import ExecResult
