@@ -59,6 +59,7 @@ class PassContext:
     clock: Clock
     settings: Settings
     limiter: anyio.CapacityLimiter
+    desired: dict[str, Desired] = field(default_factory=dict)  # parsed revisions, per project
 
 
 @dataclass
@@ -74,17 +75,28 @@ class Outcome:
     restarts: RestartPlan = field(default_factory=RestartPlan)
 
 
-async def load_desired(store: Store, project: str) -> Desired | None:
+async def load_desired(store: Store, project: str, cache: dict[str, Desired] | None = None) -> Desired | None:
+    """The latest revision of ``project``; parsed once per revision when given a ``cache``."""
+    number = await anyio.to_thread.run_sync(store.latest_revision, project)
+    if number is None:
+        return None
+    kept = cache.get(project) if cache is not None else None
+    if kept is not None and kept.revision == number:
+        return kept
     revision = await anyio.to_thread.run_sync(store.latest_stack, project)
     if revision is None:
         return None
-    return desired_of(project, revision.revision, revision.stack_json, revision.options_json)
+    desired = await anyio.to_thread.run_sync(
+        lambda: desired_of(project, revision.revision, revision.stack_json, revision.options_json))
+    if cache is not None:
+        cache[project] = desired
+    return desired
 
 
 async def run_pass(ctx: PassContext, project: str, tracker: Tracker, *, first: bool, deep: bool,
                    table: bool = False,
                    progress: Callable[[object], None] | None = None) -> Outcome:
-    desired = await load_desired(ctx.store, project)
+    desired = await load_desired(ctx.store, project, ctx.desired)
     if desired is None:
         return Outcome(None, [])
     stack = desired.stack
@@ -105,7 +117,9 @@ async def run_pass(ctx: PassContext, project: str, tracker: Tracker, *, first: b
     refs = [plan_names.image_ref(stack.name, s) for s in stack.services.values()]
     observed = await anyio.to_thread.run_sync(
         lambda: observe(project, ctx.host, images=refs, records=records))
-    the_plan = plan(stack, observed, replace(desired.options, restartable=frozenset(decided.now)))
+    options = replace(desired.options, restartable=frozenset(decided.now))
+    # off the event loop: with hundreds of services planning takes long enough to delay answers
+    the_plan = await anyio.to_thread.run_sync(lambda: plan(stack, observed, options))
     outcome = Outcome(desired, records, wake_at=decided.wake_at, restarts=decided)
     if the_plan.empty:
         return outcome

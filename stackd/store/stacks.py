@@ -52,6 +52,11 @@ class StackMethods(Database):
                              "ORDER BY revision DESC LIMIT 1", (project,))
         return None if row is None else _stack(row)
 
+    def latest_revision(self, project: str) -> int | None:
+        """The number of the newest revision of ``project`` still kept (without reading it)."""
+        row = self._read_one("SELECT MAX(revision) AS r FROM stacks WHERE project = ?", (project,))
+        return None if row is None or row["r"] is None else int(row["r"])
+
     def stack_revision(self, project: str, revision: int) -> StackRevision | None:
         row = self._read_one(f"SELECT {_COLUMNS} FROM stacks WHERE project = ? AND revision = ?",
                              (project, revision))

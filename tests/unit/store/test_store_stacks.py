@@ -76,3 +76,10 @@ def test_a_revision_keeps_the_options_that_shape_it(store: Store) -> None:
     assert store.latest_stack("opt") == r
     assert r.options_json == '{"scale":{"w":2}}'
     assert store.add_stack_revision("opt", files=["stack.yaml"], stack_json="{}").options_json == "{}"
+
+
+def test_latest_revision_is_the_number_alone(store: Store) -> None:
+    assert store.latest_revision("none") is None
+    store.add_stack_revision("num", files=["stack.yaml"], stack_json="{}")
+    second = store.add_stack_revision("num", files=["stack.yaml"], stack_json="{}")
+    assert store.latest_revision("num") == second.revision == 2
