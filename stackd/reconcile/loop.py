@@ -21,6 +21,7 @@ is written into a container's directory while a verb removes it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -253,7 +254,11 @@ class Reconciler:
             if scope.cancelled_caught:
                 return []
             by_name = {r.name: r for r in fresh}
-            state.records = [by_name.get(r.name, r) for r in state.records]
+            # a pass may have looked again meanwhile: only the health of the same run is taken
+            state.records = [dataclasses.replace(r, health=by_name[r.name].health,
+                                                 last_health=by_name[r.name].last_health)
+                             if r.name in by_name and by_name[r.name].started_at == r.started_at else r
+                             for r in state.records]
             before = {r.name: r.health for r in records}
             return [r for r in fresh if r.health != before.get(r.name, r.health)]
 
