@@ -77,6 +77,7 @@ class Seen:
     started_at: str | None
     health: str
     exit_code: int | None
+    finished_at: str | None = None
 
 
 class Tracker:
@@ -91,14 +92,17 @@ class Tracker:
         out: list[tuple[ContainerRecord, str, str]] = []
         now: dict[str, Seen] = {}
         for r in records:
-            seen = Seen(r.state, r.started_at, r.health, r.exit_code)
+            seen = Seen(r.state, r.started_at, r.health, r.exit_code, r.finished_at)
             now[r.name] = seen
             if r.state == "running":
                 self.gave_up.discard(r.name)
             before = self.last.get(r.name)
             if before is None:
                 continue
-            if before.state in ("running", "paused") and r.state in ("exited", "dead"):
+            ended = r.state in ("exited", "dead") and (
+                before.state in ("running", "paused")
+                or (r.finished_at is not None and r.finished_at != before.finished_at))
+            if ended:  # also a run that began and ended between two looks (a crash loop)
                 out.append((r, "died", f"exited with code {r.exit_code}" if r.exit_code is not None
                             else "exited"))
             elif before.state == "running" and r.state == "running" and before.started_at != r.started_at:

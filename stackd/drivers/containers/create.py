@@ -147,8 +147,8 @@ class Assembler:
         if svc is None:
             raise PermanentDriverError(f"no service {service} in stack {stack.name}")
         paths = self.p.layout.container(name)
-        if paths.info.exists() or paths.bundle.exists():
-            raise PermanentDriverError(f"container {name} already exists")
+        if paths.info.exists():  # the record is written last: without it, what is there is the
+            raise PermanentDriverError(f"container {name} already exists")  # remains of a crash
         ref = self._image(service, image)
         undo = Undo()
         try:

@@ -83,3 +83,26 @@ def test_a_container_that_exits_at_once_keeps_its_status_but_not_its_cgroup(lab:
         leaves = [Path(m, info.cgroups_path.lstrip("/")) for m in cgroup_mount_points(read_mountinfo())]
         assert not [leaf for leaf in leaves if leaf.exists()]
     assert "bust" in Path(host.log_path(name)).read_text()
+
+
+def test_a_create_cut_short_by_a_crash_is_made_again_from_its_remains(lab: Lab) -> None:
+    """A daemon killed between writing a container's bundle and its record leaves a bundle, a
+    mounted root, a namespace and a veth, but no record: the next create takes them over."""
+    host = lab.host
+    stack = lab.stack(stack_text(free_port()))
+    prepare(host, stack)
+    name = create(host, stack, "client")
+    paths = host.layout.container(name)
+    info = read_info(paths.info)
+    assert info is not None and info.netns is not None
+    paths.info.unlink()  # what the crash left: everything but the record
+    host.store.remove_container(name)
+    assert paths.bundle.exists()
+    again = create(host, stack, "client")
+    assert again == name
+    host.start_container(name)
+    assert record(host, lab.project, name).state == "running"
+    renewed = read_info(paths.info)
+    assert renewed is not None and renewed.attachments[0].address == info.attachments[0].address
+    with pytest.raises(DriverError, match="already exists"):  # with its record, it is a container
+        create(host, stack, "client")
