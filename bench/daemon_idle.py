@@ -539,8 +539,15 @@ def main() -> None:
         return
     if args.containers < 1 or args.projects < 1 or args.projects > args.containers:
         sys.exit("need --containers >= --projects >= 1")
+    measure("idle", args, run)
+
+
+def measure(name: str, args: argparse.Namespace,
+            run: Callable[[Harness, argparse.Namespace, list[tuple[str, str]]], None]) -> None:
+    """Run a bench in a ``Harness`` of its own (torn down whatever happens) and print the rows
+    it gathered as a summary."""
     rows: list[tuple[str, str]] = []
-    with Harness.open("idle") as h:
+    with Harness.open(name) as h:
         try:
             run(h, args, rows)
         except Failed as exc:

@@ -35,8 +35,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compose_peers import Failed, sh, stack_binary
-from daemon_idle import Harness, free_subnet, report_profile, rss_mb
+from compose_peers import sh, stack_binary
+from daemon_idle import Harness, free_subnet, measure, report_profile, rss_mb
 
 from stackd.cli.client import project_path
 
@@ -78,17 +78,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.containers < 1 or args.runs < 1 or args.batch < 0:
         sys.exit("need --containers >= 1, -n >= 1, --batch >= 0")
-    rows: list[tuple[str, str]] = []
-    with Harness.open("psmany") as h:
-        try:
-            run(h, args, rows)
-        except Failed as exc:
-            h.problems.append(f"failed: {exc}")
-    if rows:
-        print("\nsummary")
-        width = max(len(k) for k, _ in rows)
-        for k, v in rows:
-            print(f"  {k:{width}}  {v}")
+    measure("psmany", args, run)
 
 
 def run(h: Harness, args: argparse.Namespace, rows: list[tuple[str, str]]) -> None:
