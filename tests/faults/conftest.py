@@ -24,6 +24,7 @@ from tests.faults.harness import Project, Stackd
 from tests.faults.image import busybox_archive
 from tests.host.containers.support import require_host, unmount_under
 
+IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 
 @pytest.fixture(scope="session")
 def stackd() -> Iterator[Stackd]:
@@ -31,6 +32,7 @@ def stackd() -> Iterator[Stackd]:
     require_host()
     base = Path(tempfile.mkdtemp(prefix="stkf-"))  # short: conmon's socket paths live below it
     daemon = Stackd(StackdDirs(base / "data", base / "run"), base)
+    forwarding = IP_FORWARD.read_text()
     try:
         daemon.cli("image", "import", str(busybox_archive(base / "busybox.tar")))
         daemon.start()
@@ -43,6 +45,10 @@ def stackd() -> Iterator[Stackd]:
             unmount_under(base)
         shutil.rmtree(base, ignore_errors=True)
         assert not left, f"mounts left under {base}: {left}"
+        now = IP_FORWARD.read_text()
+        IP_FORWARD.write_text(forwarding)
+        assert now == forwarding, f"ip_forward was {forwarding.strip()} before the session, {now.strip()} " \
+            "after"
 
 
 @pytest.fixture

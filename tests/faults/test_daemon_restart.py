@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -74,7 +75,13 @@ def simulate_reboot(project: Project) -> None:
     remove_cgroups(f"/stackd/{project.name}")
     for table in leftovers.tables(project):
         nftables.delete_table(table.split()[-1])
+    # the run directory is a tmpfs: it goes, with what ip_forward was before stackd turned it on;
+    # a reboot also gives the kernel's boot value back, which is that one
+    recorded = project.stackd.dirs.run_dir / "ip_forward.before"
+    boot_value = recorded.read_text().strip() if recorded.is_file() else None
     shutil.rmtree(project.stackd.dirs.run_dir)
+    if boot_value in ("0", "1"):
+        Path("/proc/sys/net/ipv4/ip_forward").write_text(f"{boot_value}\n")
     gone = [f for f in leftovers.find(project) if not f.startswith("file ")]
     assert not gone, f"the simulated reboot left: {gone}"
 

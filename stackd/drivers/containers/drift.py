@@ -192,7 +192,7 @@ class DriftRepair:
         if networks and _sysctl("net.ipv4.ip_forward") == "0":
             with work.attempt(f"network:{networks[0].name}", "turned net.ipv4.ip_forward on",
                               "ip_forward off"):
-                links.enable_ip_forward()
+                self.networks.enable_forwarding()
 
     def _veths(self, running: list[ContainerInfo], states: dict[str, LinkState], work: RepairPass) -> None:
         naming = self.networks.naming

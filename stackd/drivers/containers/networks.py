@@ -89,11 +89,7 @@ class Networks:
             if existing.get(name) != chosen:
                 self.store.put_subnet(StoredSubnet.from_mapping(chosen.to_record()))
         links.ensure_bridge(self.bridge(name), chosen.interface)
-        before = links.enable_ip_forward()
-        saved = self.layout.ip_forward_file
-        if not saved.exists():
-            saved.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(saved, before.encode())
+        self.enable_forwarding()
         meta = {"name": name, "key": key, "project": project, "bridge": self.bridge(name),
                 "internal": internal, "subnet": str(chosen.subnet)}
         path = self.layout.network_file(project, name)
@@ -123,6 +119,15 @@ class Networks:
             if res.name == name:
                 self.store.remove_resource("network", project, res.key)
         self.layout.network_file(project, name).unlink(missing_ok=True)
+
+    def enable_forwarding(self) -> None:
+        """Turn ``ip_forward`` on, noting first what it was (unless already noted: the first
+        value found is what goes back when the last bridge goes, see ``_restore_ip_forward``)."""
+        before = links.enable_ip_forward()
+        saved = self.layout.ip_forward_file
+        if not saved.exists():
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(saved, before.encode())
 
     def _restore_ip_forward(self) -> None:
         """When the last of stackd's bridges is gone, put ``ip_forward`` back as it was found, so
