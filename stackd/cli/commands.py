@@ -126,8 +126,9 @@ def graph(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: T
 
 # ---------------------------------------------------------------------------- runtime verbs
 
-DAEMON_VERBS = frozenset({"up", "down", "stop", "start", "restart", "kill", "ps", "events", "ls"})
-"""The verbs the daemon serves when it keeps the host (the others run here either way)."""
+DAEMON_VERBS = frozenset({"up", "down", "stop", "start", "restart", "kill"})
+"""The verbs ``service`` sends to the daemon when it keeps the host (``ps``, ``events`` and ``ls``
+go through ``fast``; the others run here either way)."""
 
 
 @dataclass(frozen=True)
@@ -144,26 +145,25 @@ class Runtime:
     def via_daemon(self) -> bool:
         return self.host is None and not self.no_daemon
 
+    def local(self, err: TextIO, verb: str) -> StackService:
+        """The service in this process, over the host (this machine's needs root for ``stack
+        <verb>``)."""
+        from stackd.daemon.service import StackService, default_host
+        from stackd.execute.executor import EXIT_WATCH
+
+        return StackService(default_host(verb) if self.host is None else self.host, clock=self.clock,
+                            warn=lambda text: print(f"warning: {text}", file=err),
+                            exit_watch=EXIT_WATCH if self.host is None else None)
+
     def service(self, err: TextIO, verb: str) -> StackService | RemoteService:
-        """The service over the host (this machine's needs root for ``stack <verb>``); through
-        the daemon (started when not running) for the verbs it serves."""
-        def local() -> StackService:
-            from stackd.daemon.service import StackService, default_host
-            from stackd.execute.executor import EXIT_WATCH
-
-            real = self.host is None
-            return StackService(default_host(verb) if self.host is None else self.host, clock=self.clock,
-                                warn=warn, exit_watch=EXIT_WATCH if real else None)
-
-        def warn(text: str) -> None:
-            print(f"warning: {text}", file=err)
-
+        """``local``, or through the daemon (started when not running) for the verbs it serves."""
         if not (self.via_daemon and verb in DAEMON_VERBS):
-            return local()
+            return self.local(err, verb)
         from stackd.cli.client import connect
         from stackd.cli.remote import RemoteService
 
-        return RemoteService(local, connect(verb=verb), warn=warn)
+        return RemoteService(lambda: self.local(err, verb), connect(verb=verb),
+                             warn=lambda text: print(f"warning: {text}", file=err))
 
 
 def up(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: TextIO,
@@ -244,7 +244,7 @@ def ps(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: Text
         return fast.ps(args, options, out)
     from stackd.daemon.options import PsOptions
 
-    rows = anyio.run(rt.service(err, "ps").ps, options,
+    rows = anyio.run(rt.local(err, "ps").ps, options,
                      PsOptions(services=tuple(args.service_names), all=args.all))
     if args.format == "json":
         for r in rows:
@@ -265,7 +265,7 @@ def logs(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: Te
     opts = LogsOptions(services=tuple(args.service_names), follow=args.follow, timestamps=args.timestamps,
                        tail=tail)
     try:
-        anyio.run(rt.service(err, "logs").logs, options, opts, attached.printer(out))
+        anyio.run(rt.local(err, "logs").logs, options, opts, attached.printer(out))
     except KeyboardInterrupt:
         return 130
     return 0
@@ -278,7 +278,7 @@ def exec_(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: T
     if not args.argv:
         raise SpecError(Problem("exec needs a command to run", hint="stack exec SERVICE COMMAND [ARG...]"))
     env = dict(item.partition("=")[::2] for item in args.exec_env)
-    result = anyio.run(rt.service(err, "exec").exec, options,
+    result = anyio.run(rt.local(err, "exec").exec, options,
                        ExecOptions(service=args.service, command=tuple(args.argv), index=args.index,
                                    env=env, user=args.user))
     out.write(result.stdout.decode("utf-8", errors="replace"))
@@ -295,7 +295,7 @@ def port(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: Te
         raise SpecError(Problem(f"PRIVATE_PORT must be a port number, got {args.port!r}"))
     opts = PortOptions(service=args.service, port=int(number), protocol=protocol or args.protocol,
                        index=args.index)
-    out.write(anyio.run(rt.service(err, "port").port, options, opts) + "\n")
+    out.write(anyio.run(rt.local(err, "port").port, options, opts) + "\n")
     return 0
 
 
@@ -314,7 +314,7 @@ def stats(args: argparse.Namespace, options: ProjectOptions, out: TextIO, err: T
     from stackd.daemon.options import StatsOptions
 
     opts = StatsOptions(services=tuple(args.service_names))
-    rows = anyio.run(rt.service(err, "stats").stats, options, opts)
+    rows = anyio.run(rt.local(err, "stats").stats, options, opts)
     if args.format == "json":
         for r in rows:
             out.write(json.dumps(r.to_dict()) + "\n")

@@ -2,17 +2,17 @@
 host (the default on a real host; ``--no-daemon`` or ``STACK_NO_DAEMON=1`` runs them in-process).
 
 The stack is loaded here, in the client, so that a mistake in it is shown with its file and
-line before the daemon hears of it; the daemon gets the loaded model. ``up``, ``down``,
-``stop``, ``start``, ``restart``, ``kill`` and ``ps`` go to the daemon (it records the desired
-state, marks what the user stopped, and answers ``ps`` from what it last saw). Reading verbs
-that need no decision (``logs``, ``exec``, ``port``, ``stats``) and ``up --dry-run`` run here
-over the local host driver, as root, like the daemon would. The daemon's progress lines are
-handed to the same ``progress`` callback as in-process events.
+line before the daemon hears of it; the daemon gets the loaded model. ``up`` (attached),
+``stop``, ``start``, ``restart`` and ``kill`` go to the daemon (it records the desired state and
+marks what the user stopped); ``up -d``, ``down``, ``ps``, ``events`` and ``ls`` take the
+shorter path of ``stackd.cli.fast``, which this module shares its request code with. What an
+attached ``up`` needs of the host afterwards (its containers, their logs) is read here, through
+the local service, made only then; ``logs``, ``exec``, ``port`` and ``stats`` never come here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -24,14 +24,10 @@ from stackd.cli.fast import UP_FIELDS, stream, up_body
 from stackd.daemon.options import (
     Applied,
     DownOptions,
-    ExecOptions,
     KillOptions,
     LogsOptions,
-    PortOptions,
-    PsOptions,
     RestartOptions,
     StartOptions,
-    StatsOptions,
     StopOptions,
     UpOptions,
 )
@@ -45,9 +41,9 @@ from stackd.spec.options import ProjectOptions
 
 if TYPE_CHECKING:
     from stackd.daemon.service import StackService
-    from stackd.drivers.host import ContainerRecord, ExecResult
+    from stackd.drivers.host import ContainerRecord
     from stackd.execute import Clock
-    from stackd.observe import ContainerStatus, ContainerUsage, LogEntry
+    from stackd.observe import LogEntry
 
 
 def _event(data: dict[str, Any]) -> Event:
@@ -171,24 +167,6 @@ class RemoteService:
                                    progress)
         return _result(data)
 
-    async def ps(self, project: ProjectOptions, options: PsOptions | None = None) -> list[ContainerStatus]:
-        from stackd.observe import ContainerStatus
-
-        opt = options or PsOptions()
-        name, _ = await self._target(project, opt.services)
-        rows = await anyio.to_thread.run_sync(lambda: self.daemon.get(
-            project_path(name, "containers"), {"all": str(opt.all).lower(), "service": list(opt.services)}))
-        return [ContainerStatus(**{**{k: v for k, v in row.items() if k != "status"},
-                                   "ports": tuple(row["ports"])}) for row in rows]
-
-    def events(self, project: str | None, *, follow: bool, since: int | None) -> Iterator[dict[str, Any]]:
-        query: dict[str, Any] = {"follow": str(follow).lower()}
-        if project:
-            query["project"] = project
-        if since is not None:
-            query["since"] = since
-        return self.daemon.stream("GET", "/v1/events", query=query)
-
     # ------------------------------------------------------------------ here
 
     async def records(self, project: str) -> list[ContainerRecord]:
@@ -197,14 +175,3 @@ class RemoteService:
     async def logs(self, project: ProjectOptions, options: LogsOptions | None = None,
                    emit: Callable[[LogEntry], None] = lambda _: None) -> None:
         await self.local.logs(project, options, emit)
-
-    async def exec(self, project: ProjectOptions, options: ExecOptions) -> ExecResult:
-        return await self.local.exec(project, options)
-
-    async def port(self, project: ProjectOptions, options: PortOptions) -> str:
-        return await self.local.port(project, options)
-
-    async def stats(self, project: ProjectOptions,
-                    options: StatsOptions | None = None) -> list[ContainerUsage]:
-        return await self.local.stats(project, options)
-

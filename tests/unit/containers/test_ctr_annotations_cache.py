@@ -1,0 +1,48 @@
+"""A container's annotations are read from its OCI config once while the file is unchanged (it
+holds the seccomp profile and the daemon lists containers on every pass), and again when it
+changes; without a cache the file is read each time."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from stackd.drivers.containers import listing
+from stackd.drivers.containers.paths import HostLayout
+from stackd.drivers.runtime import bundle as bundle_module
+
+
+def _write(layout: HostLayout, name: str, annotations: dict[str, str], mtime: int) -> None:
+    bundle = layout.container(name).bundle
+    bundle.mkdir(parents=True, exist_ok=True)
+    config = bundle / "config.json"
+    config.write_text(json.dumps({"ociVersion": "1.0.2", "annotations": annotations}))
+    os.utime(config, ns=(mtime, mtime))
+
+
+def test_an_unchanged_config_is_not_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    layout = HostLayout(tmp_path / "data", tmp_path / "run")
+    reads: list[Path] = []
+    real = bundle_module.read_config
+
+    def counting(bundle: Path) -> dict[str, object]:
+        reads.append(bundle)
+        return real(bundle)
+
+    monkeypatch.setattr(listing, "read_config", counting)
+    cache: dict[str, tuple[tuple[int, int], dict[str, str]]] = {}
+    _write(layout, "demo-web-1", {"io.stackd.service": "web"}, 1_000_000_000)
+    first = listing.annotations_of(layout, "demo-web-1", cache)
+    first["changed by the caller"] = "x"  # a copy: the cache keeps its own
+    assert listing.annotations_of(layout, "demo-web-1", cache) == {"io.stackd.service": "web"}
+    assert len(reads) == 1
+    _write(layout, "demo-web-1", {"io.stackd.service": "api"}, 2_000_000_000)
+    assert listing.annotations_of(layout, "demo-web-1", cache) == {"io.stackd.service": "api"}
+    assert len(reads) == 2
+    listing.annotations_of(layout, "demo-web-1")
+    listing.annotations_of(layout, "demo-web-1")
+    assert len(reads) == 4  # no cache: read every time
+    assert listing.annotations_of(layout, "gone", cache) == {}

@@ -1,0 +1,82 @@
+"""Host events wake only the kept project whose container, bridge, veth or nft table they name;
+a change to a table asks for a check of that table; events that may have been lost wake all."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import anyio
+
+from stackd.daemon.process import owners, trigger
+from stackd.drivers.fakehost import FakeHost
+from stackd.drivers.host import ContainerRecord
+from stackd.drivers.network.names import Naming
+from stackd.drivers.watch import Changes
+from stackd.reconcile import Reconciler
+from stackd.reconcile.loop import _Project
+from stackd.spec.models import Stack
+from stackd.store import Store
+
+NAMING = Naming()
+
+
+class _Networks:
+    def bridge(self, network: str) -> str:
+        return NAMING.bridge("", network)
+
+
+@dataclass(frozen=True)
+class _Host:
+    """The two things of ``RealHost`` the mapping reads (its naming and bridge names)."""
+
+    naming: Naming = NAMING
+    networks: _Networks = field(default_factory=_Networks)
+
+
+def _kept(project: str) -> _Project:
+    state = _Project(project)
+    state.stack = Stack.model_validate({"name": project, "services": {"web": {"image": "web:1"}}})
+    state.records = [ContainerRecord(name=f"{project}-web-1", project=project, service="web", number=1,
+                                     config_hash="h", addresses={"default": "10.0.0.2"})]
+    state.wake = anyio.Event()
+    return state
+
+
+def _world(tmp_path: Path) -> tuple[Reconciler, Any]:
+    reconciler = Reconciler(FakeHost(), Store(tmp_path / "s.db"))
+    reconciler.projects = {p: _kept(p) for p in ("aaa", "bbb")}
+    return reconciler, cast(Any, _Host())
+
+
+def _woken(reconciler: Reconciler) -> dict[str, tuple[bool, bool]]:
+    return {p: (s.table, s.deep) for p, s in reconciler.projects.items() if s.wake.is_set()}
+
+
+def test_each_host_name_belongs_to_its_project(tmp_path: Path) -> None:
+    reconciler, host = _world(tmp_path)
+    known = owners(reconciler, host)
+    assert known["aaa-web-1"] == "aaa" and known[NAMING.table("bbb")] == "bbb"
+    assert known[NAMING.bridge("", "aaa_default")] == "aaa"
+    assert known[NAMING.veth("bbb-web-1", "bbb_default")] == "bbb"
+
+
+def test_events_wake_only_the_project_they_concern(tmp_path: Path) -> None:
+    async def main() -> None:
+        reconciler, host = _world(tmp_path)
+        for s in reconciler.projects.values():
+            s.table = s.deep = False
+        trigger(reconciler, host, Changes(exited=frozenset({"aaa-web-1"})))
+        assert _woken(reconciler) == {"aaa": (False, False)}
+        reconciler.projects["aaa"].wake = anyio.Event()
+        trigger(reconciler, host, Changes(links=frozenset({NAMING.veth("bbb-web-1", "bbb_default"),
+                                                           "stkv00000000"})))  # the second: nobody's
+        assert _woken(reconciler) == {"bbb": (False, False)}
+        reconciler.projects["bbb"].wake = anyio.Event()
+        trigger(reconciler, host, Changes(tables=frozenset({NAMING.table("aaa"), "stackd-other"})))
+        assert _woken(reconciler) == {"aaa": (True, False)}  # a table check, not a deep pass
+        trigger(reconciler, host, Changes(lost=True))
+        assert set(_woken(reconciler)) == {"aaa", "bbb"}
+
+    anyio.run(main)
