@@ -38,11 +38,11 @@ from stackd.execute.clock import Clock
 from stackd.execute.dispatch import Target, host_call
 from stackd.execute.events import Event, Status, describe
 from stackd.execute.health import HealthWaiter, WaitFailed
-from stackd.plan.model import Op, Plan, StartContainer, WaitFor
+from stackd.plan.model import CreateContainer, Op, Plan, StartContainer, WaitFor
 from stackd.spec.models import Stack
 
 OutcomeStatus = Literal["done", "failed", "skipped"]
-EXIT_WATCH = 0.2
+EXIT_WATCH = 0.1
 """What the real host's callers give as ``exit_watch``: seconds after a start of ``up``
 (``StartContainer.watch_exit``) when the container is looked at once more; one that has exited
 with a failure status by then fails its start."""
@@ -141,10 +141,11 @@ class _Run:
         return None
 
     def _optional(self, op: Op, dep: str) -> bool:
-        """Whether ``dep`` is the start of a dependency that ``op``'s container may go without."""
+        """Whether ``dep`` is the create or start of a dependency that ``op``'s container may go
+        without."""
         dep_op = self.ops[dep]
         start = self.starts.get(op.resource)
-        if not isinstance(dep_op, StartContainer) or start is None:
+        if not isinstance(dep_op, StartContainer | CreateContainer) or start is None:
             return False
         return any(w.service == dep_op.service and not w.required for w in start.wait)
 

@@ -3,8 +3,11 @@
 - recreate: stop (after the dependents' stops and the new image) → remove → create → start;
 - restart: stop → start; start: start; create: create → start; remove: stop → remove;
 - a create waits for the service's group, networks, volumes and image operations and for the
-  start operations of its dependencies; a start waits for the same starts and carries the
-  conditions to wait for (``WaitFor``), naming the dependency's containers after the plan.
+  creates of its dependencies (containers are made before they are started, as Compose does, so
+  a dependent is made while its dependencies start), or for their starts when it shares a
+  dependency's network namespace or volumes (``network_mode: service:``, ``volumes_from``);
+  a start waits for the dependencies' starts and carries the conditions to wait for
+  (``WaitFor``), naming the dependency's containers after the plan.
 
 Stops and removes of a container that is not running skip the stop. Pure: decisions in, ops out.
 """
@@ -46,6 +49,7 @@ class _Emitter:
     def service(self, name: str) -> None:
         svc = self.ctx.stack.services[name]
         deps = self._dependency_starts(name)
+        made = self._dependency_creates(name)
         waits = self._waits(name)
         dependents_stopped = tuple(
             f"stop service:{d}:{s.number}" for d in sorted(self.ctx.graph.predecessors(name))
@@ -82,7 +86,7 @@ class _Emitter:
                 name=new_name, image=names.image_ref(self.project, svc), config_hash=config_hash,
                 config_parts=parts, group=names.service_group(svc),
                 networks=tuple(names.network_name(self.ctx.stack, k) for k in names.service_networks(svc)),
-                after=after((removed,), resources, image, deps)))
+                after=after((removed,), resources, image, made)))
             self._start(name, step, new_name, after(deps, (created,)), waits)
 
     def _start(self, name: str, step: Step, container: str, waits_for: tuple[str, ...],
@@ -106,6 +110,18 @@ class _Emitter:
     def _dependency_starts(self, name: str) -> tuple[str, ...]:
         return tuple(f"start service:{dep}:{s.number}" for dep in sorted(self.ctx.graph.successors(name))
                      for s in self.steps.get(dep, []) if s.action in STARTS)
+
+    def _dependency_creates(self, name: str) -> tuple[str, ...]:
+        """What a create of ``name`` waits for of its dependencies (see the module docstring)."""
+        out: list[str] = []
+        for dep in sorted(self.ctx.graph.successors(name)):
+            shares = set(self.ctx.graph.edges[name, dep]["kinds"]) - {"depends_on"}
+            for s in self.steps.get(dep, []):
+                if shares and s.action in STARTS:
+                    out.append(f"start service:{dep}:{s.number}")
+                elif s.action in ("create", "recreate"):
+                    out.append(f"create service:{dep}:{s.number}")
+        return tuple(out)
 
     def _waits(self, name: str) -> tuple[WaitFor, ...]:
         g = self.ctx.graph

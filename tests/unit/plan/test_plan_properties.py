@@ -101,13 +101,21 @@ def check_plan(p: Plan, s: Stack) -> None:
             assert position[dep] < i, f"{op.id} comes before {dep}"
     g = build(s)
     starts = {op.resource for op in p.ops if isinstance(op, StartContainer)}
+    creates = {op.resource for op in p.ops if isinstance(op, CreateContainer)}
     for op in p.ops:
+        if isinstance(op, StartContainer):
+            for dep in g.successors(op.service):
+                for resource in starts:
+                    if resource.startswith(f"service:{dep}:"):
+                        assert f"start {resource}" in op.after, f"{op.id} must wait for start {resource}"
         if not isinstance(op, CreateContainer):
             continue
         for dep in g.successors(op.service):
-            for resource in starts:
+            shares = set(g.edges[op.service, dep]["kinds"]) - {"depends_on"}
+            for resource in starts if shares else creates:
+                verb = "start" if shares else "create"
                 if resource.startswith(f"service:{dep}:"):
-                    assert f"start {resource}" in op.after, f"{op.id} must wait for start {resource}"
+                    assert f"{verb} {resource}" in op.after, f"{op.id} must wait for {verb} {resource}"
 
 
 @pytest.mark.parametrize("seed", range(40))
