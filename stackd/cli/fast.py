@@ -1,15 +1,16 @@
 """The verbs on the shortest path to the daemon. ``ps``, ``events`` and ``ls`` need only the
 project's name (read from the stack files' YAML by ``spec.projectname``, no models) and one
-request; ``up -d``/``up --wait`` and ``down`` load the stack (the client shows its mistakes with
-file and line) and stream the daemon's progress. Nothing here imports the planner, the executor,
-the host drivers or the service layer, so that these commands cost little more than starting
-Python and loading the stack. The daemon checks service names for ``ps``.
+request; ``up -d``/``up --wait`` and ``down`` send where the stack is (the daemon loads it and
+sends its mistakes back with file and line) and stream the daemon's progress. Nothing here
+imports the models, the planner, the executor, the host drivers or the service layer, so that
+these commands cost little more than starting Python. The daemon checks service names.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
@@ -18,7 +19,6 @@ from stackd.cli.client import Refused, project_path
 from stackd.cli.progress import EventView, Progress, report, result_of
 from stackd.errors import Problem, SpecError
 from stackd.spec.options import ProjectOptions
-from stackd.spec.projectname import project_name
 
 UP_FIELDS = ("services", "remove_orphans", "force_recreate", "no_recreate", "no_deps", "scale", "build",
              "no_build", "wait", "wait_timeout")
@@ -36,10 +36,9 @@ def scale_of(values: Sequence[str]) -> dict[str, int]:
     return result
 
 
-def up_body(stack: Any, files: Sequence[str], envs: Sequence[str],
-            fields: Mapping[str, Any]) -> dict[str, Any]:
-    """The request of ``up``: the loaded stack, where it came from, and the options."""
-    body = {"stack": stack.model_dump(mode="json"), "files": list(files), "envs": list(envs)}
+def up_body(fields: Mapping[str, Any], envs: Sequence[str]) -> dict[str, Any]:
+    """The options of ``up`` as the daemon takes them (``api.UpBody``, without the stack)."""
+    body: dict[str, Any] = {"envs": list(envs)}
     for key in UP_FIELDS:
         value = fields[key]
         body[key] = list(value) if key == "services" else dict(value) if key == "scale" else value
@@ -65,44 +64,74 @@ def stream(daemon: client.Daemon, path: str, body: Mapping[str, Any],
     return final
 
 
+def source_of(options: ProjectOptions) -> dict[str, Any]:
+    """Where the stack is (``api.SourceBody``), for the daemon to load it."""
+    return {"files": list(options.files), "project_name": options.project_name,
+            "project_directory": options.project_directory, "env_files": list(options.env_files),
+            "envs": list(options.envs), "profiles": list(options.profiles),
+            "services": list(options.services), "environ": dict(options.environ),
+            "cwd": os.path.abspath(options.cwd)}
+
+
+def project_name(options: ProjectOptions) -> str:
+    """``spec.projectname.project_name``, imported only when ``-p`` does not name the project
+    (it reads the stack files' YAML)."""
+    if options.project_name:
+        from stackd.spec.discover import check_project_name
+
+        return check_project_name(options.project_name, "-p")
+    from stackd.spec.projectname import project_name as find
+
+    return find(options)
+
+
+def _warn(err: TextIO) -> Callable[[str], None]:
+    return lambda text: print(f"warning: {text}", file=err)
+
+
+def _target(verb: str, options: ProjectOptions, err: TextIO, services: Sequence[str] = ()
+            ) -> tuple[client.Daemon, str, dict[str, Any]]:
+    """The daemon, the project's name, and what to send of the stack. A running daemon is sent
+    where the stack is (``source``) and loads it itself, so that this process imports no models.
+    A daemon that is not running is started only after the stack was loaded here (it is sent
+    whole): a mistake in it never starts one. ``down -p NAME`` needs no file."""
+    daemon = client.running(options.environ, verb=verb)
+    if daemon is not None:
+        return daemon, project_name(options), {"source": source_of(options)}
+    from stackd.spec.loader import check_services, load, load_project
+
+    if verb == "up":
+        loaded = load(options)
+        name = loaded.stack.name
+    else:
+        name, found = load_project(options)
+        if found is None:
+            return client.connect(options.environ, verb=verb), name, {"stack": None}
+        loaded = found
+    for w in loaded.warnings:
+        _warn(err)(w.render())
+    check_services(loaded.stack, services)
+    sent = {"stack": loaded.stack.model_dump(mode="json"), "files": list(loaded.discovered.files)}
+    return client.connect(options.environ, verb=verb), name, sent
+
+
 def up(args: argparse.Namespace, options: ProjectOptions, err: TextIO) -> int:
     """``up -d`` or ``up --wait`` through the daemon."""
-    from stackd.spec.loader import check_services, load
-
-    def warn(text: str) -> None:
-        print(f"warning: {text}", file=err)
-
-    loaded = load(options)
-    for w in loaded.warnings:
-        warn(w.render())
-    check_services(loaded.stack, args.service_names)
     fields = {**vars(args), "services": tuple(args.service_names), "scale": scale_of(args.scale)}
-    body = up_body(loaded.stack, loaded.discovered.files, options.envs, fields)
-    daemon = client.connect(options.environ, verb="up")
-    final = stream(daemon, project_path(loaded.stack.name, "up"), body, Progress(args.progress, err), warn)
+    daemon, name, stack = _target("up", options, err, args.service_names)
+    body = up_body(fields, options.envs) | stack
+    final = stream(daemon, project_path(name, "up"), body, Progress(args.progress, err), _warn(err))
     if not final.get("changed", True):
-        print(f"nothing to do: {loaded.stack.name} is up to date", file=err)
+        print(f"nothing to do: {name} is up to date", file=err)
     return report(result_of(final), err, final.get("wait_errors", ()))
 
 
 def down(args: argparse.Namespace, options: ProjectOptions, err: TextIO) -> int:
     """``down`` through the daemon (the stack is sent when there is a file; ``-p`` alone works)."""
-    from stackd.spec.loader import load
-
-    try:
-        loaded = load(options)
-    except SpecError as exc:
-        no_file = all(p.message.startswith("no stack file found") for p in exc.problems)
-        if not (no_file and options.project_name and not options.files):
-            raise
-        name, stack = project_name(options), None
-    else:
-        name, stack = loaded.stack.name, loaded.stack.model_dump(mode="json")
-    body = {"stack": stack, "remove_orphans": args.remove_orphans, "volumes": args.volumes,
-            "timeout": args.timeout}
-    daemon = client.connect(options.environ, verb="down")
-    final = stream(daemon, project_path(name, "down"), body, Progress(args.progress, err),
-                   lambda text: print(f"warning: {text}", file=err))
+    daemon, name, stack = _target("down", options, err)
+    body = {"remove_orphans": args.remove_orphans, "volumes": args.volumes, "timeout": args.timeout} | stack
+    body.pop("files", None)
+    final = stream(daemon, project_path(name, "down"), body, Progress(args.progress, err), _warn(err))
     return report(result_of(final), err)
 
 

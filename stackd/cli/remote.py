@@ -31,11 +31,9 @@ from stackd.daemon.options import (
     StopOptions,
     UpOptions,
 )
-from stackd.errors import SpecError
 from stackd.execute import Event, Outcome, Result
 from stackd.plan import Plan
-from stackd.spec.discover import check_project_name
-from stackd.spec.loader import Loaded, check_services, load
+from stackd.spec.loader import Loaded, check_services, load, load_project
 from stackd.spec.models import Stack
 from stackd.spec.options import ProjectOptions
 
@@ -81,16 +79,10 @@ class RemoteService:
 
     async def _project(self, project: ProjectOptions) -> tuple[str, Stack | None]:
         """The project's name and stack, as ``StackService.project`` finds them, loaded here."""
-        try:
-            loaded = await anyio.to_thread.run_sync(self.loader, project)
-        except SpecError as exc:
-            no_file = all(p.message.startswith("no stack file found") for p in exc.problems)
-            if not (no_file and project.project_name and not project.files):
-                raise
-            return check_project_name(project.project_name, "-p"), None
-        for w in loaded.warnings:
+        name, loaded = await anyio.to_thread.run_sync(load_project, project, self.loader)
+        for w in loaded.warnings if loaded is not None else ():
             self.warn(w.render())
-        return loaded.stack.name, loaded.stack
+        return name, None if loaded is None else loaded.stack
 
     def _run(self, method: str, path: str, body: dict[str, Any],
              progress: Callable[[Event], None]) -> dict[str, Any]:
@@ -118,7 +110,8 @@ class RemoteService:
             self.warn(w.render())
         stack = loaded.stack
         check_services(stack, opt.services)
-        body = up_body(stack, loaded.discovered.files, project.envs, {k: getattr(opt, k) for k in UP_FIELDS})
+        body = up_body({k: getattr(opt, k) for k in UP_FIELDS}, project.envs) | {
+            "stack": stack.model_dump(mode="json"), "files": list(loaded.discovered.files)}
         answer = await self._call("POST", project_path(stack.name, "up"), body, progress)
         return self._applied(stack.name, answer)
 

@@ -4,10 +4,11 @@ Verbs that change the host answer with a stream of JSON lines (``application/x-n
 ``{"event": {...}}`` per progress event, ``{"warning": "..."}`` lines, and one last line,
 ``{"result": {...}}`` or ``{"error": {"message": ..., "exit_code": ...}}``. The verb goes on in
 the daemon when the client goes away (the desired state is recorded; the reconciler finishes
-it). ``GET /v1/events`` streams journaled events the same way. The client sends the stack it
-loaded (the loader's errors are the client's to show, with file and line); the daemon never
-reads the user's files except those the stack names (env files, secrets, configs, build
-contexts). ``openapi()`` is the document kept in docs/api/openapi.json.
+it). ``GET /v1/events`` streams journaled events the same way. ``up`` and ``down`` take either
+the stack the client loaded or where it is (``source``: the client's files, options, working
+directory and environment), which the daemon loads as the client would have: a mistake comes
+back as an error with its file, line and key and exit code 2, before anything is changed.
+``openapi()`` is the document kept in docs/api/openapi.json.
 """
 
 from __future__ import annotations
@@ -28,17 +29,46 @@ from pydantic import BaseModel, Field
 from stackd import __version__
 from stackd.daemon import options as opts
 from stackd.daemon.manager import Manager, Source
-from stackd.errors import StackdError
+from stackd.errors import Problem, SpecError, StackdError
 from stackd.execute import Event, Result
+from stackd.spec.loader import check_services, load
 from stackd.spec.models import Stack
+from stackd.spec.options import ProjectOptions
 
 NDJSON = "application/x-ndjson"
 
 # ---------------------------------------------------------------------------------------- bodies
 
 
+class SourceBody(BaseModel):
+    """Where the client was told the stack is (``-f``, ``-p``, ``--project-directory``,
+    ``--env-file``, ``--env``, ``--profile``), its working directory and its environment: the
+    daemon loads the stack itself, as ``stack config`` would there."""
+
+    files: list[str] = []
+    project_name: str | None = None
+    project_directory: str | None = None
+    env_files: list[str] = []
+    envs: list[str] = []
+    profiles: list[str] = []
+    services: list[str] = []
+    environ: dict[str, str] = {}
+    cwd: str
+
+    def options(self) -> ProjectOptions:
+        return ProjectOptions(
+            files=tuple(self.files), project_name=self.project_name, project_directory=self.project_directory,
+            env_files=tuple(self.env_files), envs=tuple(self.envs), profiles=tuple(self.profiles),
+            services=tuple(self.services), environ=dict(self.environ), cwd=self.cwd)
+
+
+_STACK_DOC = "the loaded stack (`stack config --format json` model); or give `source`"
+_SOURCE_DOC = "where the stack is, for the daemon to load it (instead of `stack`)"
+
+
 class UpBody(BaseModel):
-    stack: dict[str, Any] = Field(description="the loaded stack (`stack config --format json` model)")
+    stack: dict[str, Any] | None = Field(None, description=_STACK_DOC)
+    source: SourceBody | None = Field(None, description=_SOURCE_DOC)
     files: list[str] = []
     envs: list[str] = []
     services: list[str] = []
@@ -54,7 +84,8 @@ class UpBody(BaseModel):
 
 
 class DownBody(BaseModel):
-    stack: dict[str, Any] | None = None
+    stack: dict[str, Any] | None = Field(None, description=_STACK_DOC)
+    source: SourceBody | None = Field(None, description=_SOURCE_DOC)
     remove_orphans: bool = False
     volumes: bool = False
     timeout: float | None = None
@@ -106,6 +137,20 @@ def _stack(data: dict[str, Any] | None) -> Stack | None:
     return None if data is None else Stack.model_validate(data)
 
 
+async def _up_stack(body: UpBody, warn: Callable[[str], None]) -> tuple[Stack, Source]:
+    """The stack ``up`` is asked for: the one sent, or the one at ``source``, loaded here (its
+    mistakes go back to the client as errors with exit code 2, before anything is changed)."""
+    if body.source is None:
+        if body.stack is None:
+            raise SpecError(Problem("up needs the stack or where it is (`stack` or `source`)"))
+        return Stack.model_validate(body.stack), Source(tuple(body.files), tuple(body.envs))
+    loaded = await anyio.to_thread.run_sync(load, body.source.options())
+    for w in loaded.warnings:
+        warn(w.render())
+    check_services(loaded.stack, body.services)
+    return loaded.stack, Source(tuple(loaded.discovered.files), tuple(body.source.envs))
+
+
 def _stream(work: Callable[[Callable[[Event], None], Callable[[str], None]], Awaitable[dict[str, Any]]]
             ) -> StreamingResponse:
     """Run ``work(progress, warn)`` in the daemon and stream what it says, then its result. The
@@ -155,6 +200,11 @@ def make_app(manager: Manager) -> FastAPI:
         """A verb that answers at once refuses with 400 and the error the CLI prints."""
         return JSONResponse({"error": {"message": str(exc), "exit_code": exc.exit_code}}, status_code=400)
 
+    @app.get("/v1/ping")
+    async def ping() -> dict[str, Any]:
+        """Whether the daemon answers (what ``stack`` asks before every verb)."""
+        return {"version": __version__, "pid": os.getpid()}
+
     @app.get("/v1/info", response_model=Info)
     async def info() -> Info:
         return Info(version=__version__, pid=os.getpid(), projects=await manager.projects())
@@ -162,17 +212,16 @@ def make_app(manager: Manager) -> FastAPI:
     @app.post("/v1/projects/{project}/up", response_class=StreamingResponse,
               responses={200: {"content": {NDJSON: {}}, "description": "progress lines, then the result"}})
     async def up(project: str, body: UpBody) -> StreamingResponse:
-        stack = Stack.model_validate(body.stack)
-        if stack.name != project:
-            stack = stack.model_copy(update={"name": project})
         options = opts.UpOptions(services=tuple(body.services), remove_orphans=body.remove_orphans,
                                  force_recreate=body.force_recreate, no_recreate=body.no_recreate,
                                  no_deps=body.no_deps, scale=dict(body.scale), build=body.build,
                                  no_build=body.no_build, wait=body.wait, wait_timeout=body.wait_timeout)
 
         async def work(progress: Callable[[Event], None], warn: Callable[[str], None]) -> dict[str, Any]:
-            applied = await manager.up(stack, options, Source(tuple(body.files), tuple(body.envs)),
-                                       progress, warn)
+            stack, source = await _up_stack(body, warn)
+            if stack.name != project:
+                stack = stack.model_copy(update={"name": project})
+            applied = await manager.up(stack, options, source, progress, warn)
             return result_dict(applied.result, changed=applied.changed, wait_errors=applied.wait_errors)
 
         return _stream(work)
@@ -184,7 +233,11 @@ def make_app(manager: Manager) -> FastAPI:
                                    timeout=body.timeout)
 
         async def work(progress: Callable[[Event], None], warn: Callable[[str], None]) -> dict[str, Any]:
-            applied = await manager.down(project, _stack(body.stack), options, progress, warn)
+            stack = _stack(body.stack)
+            if body.source is not None:
+                _, loaded = await manager.service(warn).loaded(body.source.options())
+                stack = None if loaded is None else loaded.stack
+            applied = await manager.down(project, stack, options, progress, warn)
             return result_dict(applied.result, changed=applied.changed)
 
         return _stream(work)

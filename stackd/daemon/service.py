@@ -42,7 +42,7 @@ from stackd.daemon.options import (
 )
 from stackd.drivers.cgroups.usage import CgroupUsage
 from stackd.drivers.host import ContainerRecord, ExecResult, HostDriver
-from stackd.errors import SpecError, StackdError
+from stackd.errors import StackdError
 from stackd.execute import Clock, Event, HealthWaiter, Outcome, Result, SystemClock, execute
 from stackd.execute.readiness import wait_ready
 from stackd.graph import build, closure
@@ -60,8 +60,7 @@ from stackd.observe import (
 from stackd.plan import Observed, Plan, plan, plan_down
 from stackd.plan import names as plan_names
 from stackd.plan.lifecycle import plan_restart, plan_start, plan_stop
-from stackd.spec.discover import check_project_name
-from stackd.spec.loader import Loaded, check_services, load
+from stackd.spec.loader import Loaded, check_services, load, load_project
 from stackd.spec.models import Stack
 from stackd.spec.options import ProjectOptions
 
@@ -125,17 +124,18 @@ class StackService:
             self.warn(w.render())
         return loaded.stack
 
+    async def loaded(self, project: ProjectOptions) -> tuple[str, Loaded | None]:
+        """The project's name and what was loaded (``load_project``), its warnings said."""
+        name, loaded = await anyio.to_thread.run_sync(load_project, project, self.loader)
+        for w in loaded.warnings if loaded is not None else ():
+            self.warn(w.render())
+        return name, loaded
+
     async def project(self, project: ProjectOptions) -> tuple[str, Stack | None]:
         """The project's name and stack; without any stack file, a project named with ``-p`` has
         no stack (enough for the verbs that only look at what exists)."""
-        try:
-            stack = await self.load(project)
-        except SpecError as exc:
-            no_file = all(p.message.startswith("no stack file found") for p in exc.problems)
-            if not (no_file and project.project_name and not project.files):
-                raise
-            return check_project_name(project.project_name, "-p"), None
-        return stack.name, stack
+        name, loaded = await self.loaded(project)
+        return name, None if loaded is None else loaded.stack
 
     async def records(self, project: str) -> list[ContainerRecord]:
         found = await anyio.to_thread.run_sync(self.host.list_containers, project)

@@ -30,7 +30,7 @@ from typing import Any
 
 from stackd.errors import Problem, SpecError, Warning_
 from stackd.spec.canonical import canonicalize
-from stackd.spec.discover import Discovered, discover
+from stackd.spec.discover import Discovered, check_project_name, discover
 from stackd.spec.envresolve import fold_env_files
 from stackd.spec.extends import resolve_extends
 from stackd.spec.include import Include, apply_includes
@@ -191,6 +191,21 @@ def _with_digests(stack: Stack, env: Mapping[str, str], project_dir: str) -> Sta
     return stack.model_copy(update=updates)
 
 
+def load_project(options: ProjectOptions, loader: Callable[[ProjectOptions], Loaded] = load
+                 ) -> tuple[str, Loaded | None]:
+    """The project's name and what ``loader`` made of its files. A project named with ``-p``
+    that has no stack file at all is no error: its name and no stack (enough for the verbs that
+    act only on what exists, such as ``down -p NAME`` in any directory)."""
+    try:
+        loaded = loader(options)
+    except SpecError as exc:
+        no_file = all(p.message.startswith("no stack file found") for p in exc.problems)
+        if not (no_file and options.project_name and not options.files):
+            raise
+        return check_project_name(options.project_name, "-p"), None
+    return loaded.stack.name, loaded
+
+
 def check_services(stack: Stack | None, services: Sequence[str]) -> None:
     """Refuse service names ``stack`` does not have (all of them at once, with the ones it has)."""
     if stack is None:
@@ -201,4 +216,4 @@ def check_services(stack: Stack | None, services: Sequence[str]) -> None:
                          for s in unknown])
 
 
-__all__ = ["Loaded", "check_services", "load", "read_file"]
+__all__ = ["Loaded", "check_services", "load", "load_project", "read_file"]

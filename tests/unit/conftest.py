@@ -1,5 +1,7 @@
-"""Unit tests never reach a stackd daemon: one that would (a CLI verb run without a host driver
-and without ``--no-daemon``) fails with a clear error instead of starting or using the machine's."""
+"""Unit tests never reach the machine's stackd daemon: one that would (a CLI verb run without a
+host driver and without ``--no-daemon``) fails with a clear error instead of starting or using
+it. A test that serves a daemon of its own names its run directory (``STACKD_RUN_DIR`` in the
+environment it passes) and reaches only that one."""
 
 from __future__ import annotations
 
@@ -15,11 +17,12 @@ from stackd.errors import StackdError
 
 @pytest.fixture(autouse=True)
 def no_daemon_in_unit_tests(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = client.connect
+    def guarded(real: Any) -> Any:
+        def call(environ: Mapping[str, str] | None = None, **kwargs: Any) -> Any:
+            if os.geteuid() != 0 or (environ or {}).get(client.RUN_ENV):  # the root check touches nothing
+                return real(environ, **kwargs)
+            raise StackdError("a unit test tried to reach the stackd daemon (pass a host or --no-daemon)")
+        return call
 
-    def refuse(environ: Mapping[str, str] | None = None, **kwargs: Any) -> client.Daemon:
-        if os.geteuid() != 0:  # the root check comes first, and touches nothing
-            return real(environ, **kwargs)
-        raise StackdError("a unit test tried to reach the stackd daemon (pass a host or --no-daemon)")
-
-    monkeypatch.setattr(client, "connect", refuse)
+    monkeypatch.setattr(client, "connect", guarded(client.connect))
+    monkeypatch.setattr(client, "running", guarded(client.running))

@@ -1,10 +1,12 @@
 """The daemon's API end to end over a real unix socket (uvicorn in a thread) and the client of
 ``stack``, on a FakeHost: up streams progress and a result, ps answers from the reconciler,
-errors come back with their exit code, events stream, down forgets the stack; and the OpenAPI
-document in docs/ is the one the app serves."""
+errors come back with their exit code, events stream, down forgets the stack, a stack sent as
+where it is is loaded by the daemon (its mistakes named by file and line, nothing changed); and
+the OpenAPI document in docs/ is the one the app serves."""
 
 from __future__ import annotations
 
+import io
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ import anyio
 import pytest
 import uvicorn
 
+from stackd.cli import client, main
 from stackd.cli.client import Daemon, DaemonError, project_path
 from stackd.daemon.api import make_app, openapi
 from stackd.daemon.manager import Manager
@@ -38,11 +41,14 @@ class Served:
         self.store = Store(tmp_path / "stackd.db")
         self.reconciler = Reconciler(self.host, self.store, settings=Settings(resync=0.05))
         self.app = make_app(Manager(self.host, self.store, self.reconciler))
-        self.socket = str(tmp_path / "s.sock")
+        self.run_dir = tmp_path / "run"
+        self.run_dir.mkdir()
+        self.socket = str(self.run_dir / "stackd.sock")
         self.server = uvicorn.Server(uvicorn.Config(self.app, uds=self.socket, log_level="warning",
                                                     lifespan="off"))
         self.thread = threading.Thread(target=lambda: anyio.run(self._main), daemon=True)
-        (tmp_path / "p").mkdir()
+        self.project_dir = tmp_path / "p"
+        self.project_dir.mkdir()
         (tmp_path / "p" / "stack.yaml").write_text(STACK)
         self.stack = load(ProjectOptions(cwd=str(tmp_path / "p"), environ={})).stack
         self.daemon = Daemon(self.socket)
@@ -121,3 +127,54 @@ def test_the_openapi_document_in_docs_is_the_one_served(served: Served) -> None:
     kept = REPO / "docs" / "api" / "openapi.json"
     assert kept.read_text() == openapi(served.app), (
         "docs/api/openapi.json is out of date: run `stackd --openapi > docs/api/openapi.json`")
+
+
+def _cli(served: Served, *argv: str) -> tuple[int, str]:
+    err = io.StringIO()
+    code = main.run(list(argv), environ={client.RUN_ENV: str(served.run_dir)}, cwd=str(served.project_dir),
+                    out=io.StringIO(), err=err)
+    return code, err.getvalue()
+
+
+def test_stack_up_d_sends_where_the_stack_is_and_the_daemon_loads_it(served: Served,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import stackd.spec.loader
+
+    def not_here(*_: object) -> None:
+        raise AssertionError("the client loaded the stack although the daemon runs")
+
+    monkeypatch.setattr(stackd.spec.loader, "load", not_here)  # the daemon's load is api.load
+    code, err = _cli(served, "up", "-d", "--progress", "plain")
+    assert code == 0, err
+    assert {n: c.state for n, c in served.host.containers.items()} == {
+        "demo-db-1": "running", "demo-web-1": "running"}
+    info = served.daemon.get("/v1/info")["projects"][0]
+    assert info["files"] == [str(served.project_dir / "stack.yaml")]
+    assert _cli(served, "up", "-d") == (0, "nothing to do: demo is up to date\n")
+    code, err = _cli(served, "down")
+    assert code == 0, err
+    assert served.host.containers == {} and served.store.latest_stack("demo") is None
+
+
+def test_a_mistake_loaded_by_the_daemon_is_named_by_file_line_and_key_and_changes_nothing(
+        served: Served) -> None:
+    (served.project_dir / "stack.yaml").write_text(
+        "name: demo\nservices:\n  web:\n    image: web:1\n    ports: [\"99999:80\"]\n")
+    code, err = _cli(served, "up", "-d", "web")
+    assert code == 2
+    assert "stack.yaml:5" in err and "ports" in err, err
+    assert served.host.containers == {} and served.store.latest_stack("demo") is None
+    (served.project_dir / "stack.yaml").write_text(STACK)
+    code, err = _cli(served, "up", "-d", "nope")
+    assert code == 2 and "no such service: nope (services: web, db)" in err
+    assert served.host.containers == {}
+
+
+def test_with_no_daemon_running_a_mistake_is_found_before_one_is_started(tmp_path: Path) -> None:
+    run_dir, data = tmp_path / "run", tmp_path / "data"
+    (tmp_path / "stack.yaml").write_text("services:\n  web: {image: 5, restart: sometimes}\n")
+    err = io.StringIO()
+    code = main.run(["up", "-d"], environ={client.RUN_ENV: str(run_dir), client.DATA_ENV: str(data)},
+                    cwd=str(tmp_path), out=io.StringIO(), err=err)
+    assert code == 2 and "stack.yaml:2" in err.getvalue() and "restart" in err.getvalue()
+    assert not run_dir.exists() and not data.exists()
