@@ -139,7 +139,7 @@ def trigger(reconciler: Reconciler, host: RealHost, changes: Changes) -> None:
             reconciler.trigger(project)
     for name in changes.links:
         if name in known:
-            reconciler.trigger(known[name])
+            reconciler.trigger(known[name], table=True)  # the pass then looks at the links
     for name in changes.tables:
         if name in known:
             reconciler.trigger(known[name], table=True)

@@ -419,7 +419,8 @@ class FakeHost:
 
     # ------------------------------------------------------------------------------ drift
 
-    def repair_drift(self, stack: Stack, *, deep: bool = False, table: bool = False) -> list[Repair]:
+    def repair_drift(self, stack: Stack, *, deep: bool = False, table: bool = False,
+                     links: bool = True) -> list[Repair]:
         with self._call("repair_drift", stack.name):
             due = [r for p, r in self._drift if p in (None, stack.name)]
             self._drift = [(p, r) for p, r in self._drift if p not in (None, stack.name)]

@@ -187,10 +187,14 @@ class HostDriver(Protocol):
         ...
 
     # drift -------------------------------------------------------------------------------------
-    def repair_drift(self, stack: Stack, *, deep: bool = False, table: bool = False) -> list[Repair]:
+    def repair_drift(self, stack: Stack, *, deep: bool = False, table: bool = False,
+                     links: bool = True) -> list[Repair]:
         """Put back what was changed behind stackd's back on the host objects of the applied
-        ``stack``: the bridges of its networks, the veths of its running (or paused) containers,
-        cgroup limits of its groups and containers, missing group cgroups; with ``table`` (or
+        ``stack``: the bridges of its networks and the veths of its running (or paused)
+        containers (with ``links``, ``table`` or ``deep``: the reconciler leaves them to the
+        host's link events between its table checks), cgroup limits of its groups and containers
+        (a container's only when something wrote to its cgroup since the last look, unless
+        ``table`` or ``deep``), missing group cgroups; with ``table`` (or
         ``deep``) also the project's nft table (it runs ``nft``); with ``deep`` also the
         addresses and routes inside containers' namespaces (a namespace switch per container).
         Containers that do not run are left alone (their endpoints are rebuilt when they start),

@@ -30,15 +30,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import importlib
 import json
 import os
 import threading
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from ipaddress import IPv4Network
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from stackd import labels
 from stackd.drivers import cgroups
@@ -59,6 +60,7 @@ from stackd.drivers.host import ContainerRecord, ExecResult, HealthRecord, Repai
 from stackd.drivers.images import ImageNotFoundError, ImageStore
 from stackd.drivers.monitor import exec_in as monitor_exec
 from stackd.drivers.monitor.exec import EXEC_TIMEOUT
+from stackd.drivers.monitor.monitor import read_exit_code
 from stackd.drivers.network.ipam import DEFAULT_POOL
 from stackd.drivers.network.names import DEFAULT as DEFAULT_NAMING
 from stackd.drivers.network.names import Naming
@@ -90,6 +92,21 @@ def require_root(verb: str, euid: int | None = None) -> None:
         raise PermanentDriverError(needs_root(verb))
 
 
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _changes_containers(method: _Method) -> _Method:
+    """A method after which what the runtime lists has to be asked again."""
+    @functools.wraps(method)
+    def wrapped(self: RealHost, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._states.forget()
+
+    return cast(_Method, wrapped)
+
+
 class RealHost(StackResources):
     """This host (implements ``stackd.drivers.host.HostDriver``; also ``container_stats``)."""
 
@@ -117,7 +134,11 @@ class RealHost(StackResources):
                            lambda: self._init_binary or find_init(), host_files or HostFiles())
         self.processes = Processes(self.layout, self.runtime, conmon, start_check)
         self.assembler = Assembler(self.parts)
-        self.drift_repair = DriftRepair(self.layout, self.store, self.networks, self.cgroups)
+        self._infos = listing.InfoCache()  # container.json of each container, while unchanged
+        self._states = listing.RuntimeStates(self.runtime, lambda: (
+            self.layout.containers_dir, self.layout.exit_dir, self.runtime().root))
+        self.drift_repair = DriftRepair(self.layout, self.store, self.networks, self.cgroups,
+                                        infos=self._infos, states=self._states)
 
     @classmethod
     def from_env(cls) -> RealHost:
@@ -211,6 +232,7 @@ class RealHost(StackResources):
 
     # ------------------------------------------------------------------------------ containers
 
+    @_changes_containers
     def create_container(self, stack: Stack, service: str, number: int, name: str, *, image: str,
                          config_hash: str, config_parts: Mapping[str, str]) -> None:
         publishes = bool(stack.services.get(service) and ports.published_by(stack, service))
@@ -225,6 +247,7 @@ class RealHost(StackResources):
         with self._lock:
             self._fresh.add(name)
 
+    @_changes_containers
     def start_container(self, name: str, *, watch_exit: bool = True) -> None:
         info = self._info(name)
         paths = self.layout.container(name)
@@ -239,14 +262,17 @@ class RealHost(StackResources):
             self.networks.reattach(info)
         self.processes.start(info, fresh=fresh, watch_exit=watch_exit)
 
+    @_changes_containers
     def stop_container(self, name: str, *, timeout: float, signal: str | None = None) -> None:
         info = self._info(name)
         # no signal given: the container's own (its service's stop_signal, else its image's StopSignal)
         self.processes.stop(info, timeout=timeout, signal=signal or info.stop_signal)
 
+    @_changes_containers
     def kill_container(self, name: str, signal: str) -> None:
         self.processes.kill(self._info(name), signal)
 
+    @_changes_containers
     def remove_container(self, name: str, *, volumes: bool) -> None:
         with self._lock:
             self._fresh.discard(name)
@@ -265,10 +291,11 @@ class RealHost(StackResources):
         teardown.raise_all(f"removing container {name}", failures)
 
     def list_containers(self, project: str | None = None) -> list[ContainerRecord]:
-        infos = list(listing.infos(self.layout, project))
+        infos = list(listing.infos(self.layout, project, self._infos))
         if not infos:
             return []
-        states = {str(d.get("id")): d for d in self.runtime().list()}
+        states = self._states.get()
+        exit_dir = str(self.layout.exit_dir)
         stored = {c.name: c for c in self.store.containers(project)}
         now = datetime.now(UTC)
         out = []
@@ -276,13 +303,13 @@ class RealHost(StackResources):
             annotations = listing.annotations_of(self.layout, info.name, self._annotations)
             if project is not None and annotations.get(labels.PROJECT, info.project) != project:
                 continue
-            mc = self.processes.monitored(info.name)
-            try:
-                finished: float | None = mc.exit_file.stat().st_mtime
+            try:  # conmon's exit file, when the container has ended
+                finished: float | None = os.stat(os.path.join(exit_dir, info.name)).st_mtime
             except OSError:
                 finished = None
+            exit_code = None if finished is None else read_exit_code(self.layout.exit_dir, info.name)
             out.append(listing.record(info, annotations, runtime=states.get(info.name),
-                                      exit_code=mc.exit_code(), finished=finished,
+                                      exit_code=exit_code, finished=finished,
                                       stored=stored.get(info.name),
                                       health=read_health(self.layout.container(info.name).health), now=now))
         return out
@@ -315,8 +342,9 @@ class RealHost(StackResources):
 
     # ------------------------------------------------------------------------------ drift
 
-    def repair_drift(self, stack: Stack, *, deep: bool = False, table: bool = False) -> list[Repair]:
+    def repair_drift(self, stack: Stack, *, deep: bool = False, table: bool = False,
+                     links: bool = True) -> list[Repair]:
         """Put back what drifted on the host objects of ``stack`` (``containers.drift``), holding
         the project's lock so that no container of the project is made or removed meanwhile."""
         with self._project_lock(stack.name):
-            return self.drift_repair.run(stack, deep=deep, table=table)
+            return self.drift_repair.run(stack, deep=deep, table=table, links=links)

@@ -30,7 +30,6 @@ except creating the exit directory; ``open`` blocks briefly (call it through ``a
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import json
 import os
@@ -43,12 +42,22 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 
 import anyio
 
 from stackd.drivers.containers.paths import HostLayout
+from stackd.drivers.inotify import (
+    IN_CLOSE_WRITE,
+    IN_CREATE,
+    IN_IGNORED,
+    IN_ISDIR,
+    IN_MOVED_TO,
+    IN_ONLYDIR,
+    IN_Q_OVERFLOW,
+    Inotify,
+    InotifyEvent,
+)
 from stackd.drivers.network.names import DEFAULT, Naming
 from stackd.errors import PermanentDriverError
 
@@ -74,43 +83,8 @@ class Changes:
                        self.tables | other.tables, self.lost or other.lost)
 
 
-IN_CLOSE_WRITE = 0x8
-IN_MOVED_TO = 0x80
-IN_CREATE = 0x100
-IN_Q_OVERFLOW = 0x4000
-IN_IGNORED = 0x8000
-IN_ONLYDIR = 0x0100_0000
-IN_ISDIR = 0x4000_0000
 EXIT_EVENTS = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE
-_IN_NONBLOCK = os.O_NONBLOCK
-_IN_CLOEXEC = os.O_CLOEXEC
-_INOTIFY_EVENT = struct.Struct("=iIII")  # wd, mask, cookie, len; then len bytes of NUL-padded name
 _TEMP_NAME = re.compile(r".+\.[A-Za-z0-9]{6}")  # what g_file_set_contents writes before renaming
-
-
-@dataclass(frozen=True)
-class InotifyEvent:
-    wd: int
-    mask: int
-    cookie: int
-    name: str
-
-
-def parse_inotify(data: bytes) -> list[InotifyEvent]:
-    """The ``struct inotify_event`` records in one ``read`` of an inotify descriptor."""
-    events = []
-    offset = 0
-    while offset < len(data):
-        if len(data) - offset < _INOTIFY_EVENT.size:
-            raise ValueError(f"truncated inotify event header at byte {offset}")
-        wd, mask, cookie, length = _INOTIFY_EVENT.unpack_from(data, offset)
-        start = offset + _INOTIFY_EVENT.size
-        if start + length > len(data):
-            raise ValueError(f"inotify event name at byte {start} runs past the end")
-        name = os.fsdecode(data[start:start + length].split(b"\0", 1)[0])
-        events.append(InotifyEvent(wd, mask, cookie, name))
-        offset = start + length
-    return events
 
 
 def exit_names(events: list[InotifyEvent]) -> tuple[set[str], bool]:
@@ -127,22 +101,6 @@ def exit_names(events: list[InotifyEvent]) -> tuple[set[str], bool]:
         elif event.mask & IN_MOVED_TO or not _TEMP_NAME.fullmatch(event.name):
             names.add(event.name)
     return names, lost
-
-
-def inotify_watch(path: Path, mask: int) -> int:
-    """A non-blocking, close-on-exec inotify descriptor watching directory ``path`` for ``mask``."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = int(libc.inotify_init1(ctypes.c_int(_IN_NONBLOCK | _IN_CLOEXEC)))
-    if fd < 0:
-        code = ctypes.get_errno()
-        raise OSError(code, f"inotify_init1: {os.strerror(code)}")
-    wd = int(libc.inotify_add_watch(ctypes.c_int(fd), ctypes.c_char_p(os.fsencode(path)),
-                                    ctypes.c_uint32(mask | IN_ONLYDIR)))
-    if wd < 0:
-        code = ctypes.get_errno()
-        os.close(fd)
-        raise OSError(code, f"inotify_add_watch {path}: {os.strerror(code)}")
-    return fd
 
 
 RTMGRP_LINK = 0x1
@@ -287,7 +245,7 @@ class HostWatch:
         self.exit_dir = layout.exit_dir
         self.naming = naming
         self._want_links, self._want_tables, self._nft = links, tables, nft
-        self._inotify: int | None = None
+        self._inotify: Inotify | None = None
         self._sock: socket.socket | None = None
         self._tracker = LinkTracker(naming)
         self._proc: subprocess.Popen[bytes] | None = None
@@ -315,7 +273,8 @@ class HostWatch:
         """Start every source; on failure nothing is left open."""
         try:
             self.exit_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._inotify = inotify_watch(self.exit_dir, EXIT_EVENTS)
+            self._inotify = Inotify()
+            self._inotify.add(self.exit_dir, EXIT_EVENTS | IN_ONLYDIR)
             if self._want_links:
                 self._sock = link_socket()
             else:
@@ -388,9 +347,9 @@ class HostWatch:
             self._sock.close()
             self._sock = None
         if self._inotify is not None:
-            fd, self._inotify = self._inotify, None
+            inotify, self._inotify = self._inotify, None
             try:
-                os.close(fd)
+                inotify.close()
             except OSError as exc:
                 problems.append(f"inotify: {exc}")
         if problems:
@@ -398,7 +357,7 @@ class HostWatch:
 
     def fds(self) -> list[int]:
         """The descriptors to wait on for readability (only the sources that are on)."""
-        out = [] if self._inotify is None else [self._inotify]
+        out = [] if self._inotify is None else [self._inotify.fd]
         if self._sock is not None:
             out.append(self._sock.fileno())
         if self._proc is not None and self._proc.stdout is not None:
@@ -418,17 +377,7 @@ class HostWatch:
         lost = False
         if self._inotify is None:
             return names, lost
-        while True:
-            try:
-                data = os.read(self._inotify, 1 << 16)
-            except BlockingIOError:
-                break
-            if not data:
-                break
-            found, overflow = exit_names(parse_inotify(data))
-            names |= found
-            lost = lost or overflow
-        return names, lost
+        return exit_names(self._inotify.read())
 
     def _drain_links(self) -> tuple[set[str], bool]:
         names: set[str] = set()

@@ -148,6 +148,7 @@ class Reconciler:
     def forget(self, project: str) -> None:
         """Stop keeping ``project`` (after ``down``; the caller removed its revisions)."""
         state = self.projects.pop(project, None)
+        self._ctx.quiet.pop(project, None)
         if state is not None:
             state.stop = True
             if state.scope is not None:
@@ -253,12 +254,12 @@ class Reconciler:
                     state.probe_scope = None
             if scope.cancelled_caught:
                 return []
-            by_name = {r.name: r for r in fresh}
-            # a pass may have looked again meanwhile: only the health of the same run is taken
-            state.records = [dataclasses.replace(r, health=by_name[r.name].health,
-                                                 last_health=by_name[r.name].last_health)
-                             if r.name in by_name and by_name[r.name].started_at == r.started_at else r
-                             for r in state.records]
+            by_name = {r.name: r for r, old in zip(fresh, records, strict=True) if r is not old}  # probed
+            if by_name:  # a pass may have looked again meanwhile: only the health of the same run is taken
+                state.records = [dataclasses.replace(r, health=by_name[r.name].health,
+                                                     last_health=by_name[r.name].last_health)
+                                 if r.name in by_name and by_name[r.name].started_at == r.started_at else r
+                                 for r in state.records]
             before = {r.name: r.health for r in records}
             return [r for r in fresh if r.health != before.get(r.name, r.health)]
 

@@ -23,7 +23,7 @@ import anyio.to_thread
 from stackd.drivers.host import ContainerRecord, HostDriver
 from stackd.execute import Clock, HealthWaiter, Result, execute
 from stackd.observe import observe
-from stackd.plan import Plan, plan
+from stackd.plan import Observed, Plan, plan
 from stackd.plan import names as plan_names
 from stackd.plan.restart import Backoff
 from stackd.reconcile.desired import Desired, desired_of
@@ -35,8 +35,9 @@ from stackd.store import Store, StoredContainer
 @dataclass(frozen=True)
 class Settings:
     """``resync``: seconds between passes when nothing happens (the safety net); ``table_every``:
-    seconds between checks of the nft table (they run ``nft``; a change to a table also asks
-    for one); ``deep_every``: seconds between looks inside every container's network namespace
+    seconds between checks of the nft table and of the bridges and veths (``nft`` runs, every
+    link is read from sysfs; a change to a table or to a link asks for one at once);
+    ``deep_every``: seconds between looks inside every container's network namespace
     (a namespace switch per container); ``wait_timeout``: how long a
     start in a pass waits for its dependencies before the pass gives up on it (the next pass
     tries again); ``health_tick``: how often due healthchecks are looked for."""
@@ -60,6 +61,8 @@ class PassContext:
     settings: Settings
     limiter: anyio.CapacityLimiter
     desired: dict[str, Desired] = field(default_factory=dict)  # parsed revisions, per project
+    quiet: dict[str, tuple[int, Observed]] = field(default_factory=dict)
+    """Per project: the revision and the host as a pass saw them when its plan was empty."""
 
 
 @dataclass
@@ -110,19 +113,26 @@ async def run_pass(ctx: PassContext, project: str, tracker: Tracker, *, first: b
     decided = restart_plan(stack, records, stored, now, ctx.settings.backoff, daemon_start=first)
     await _note_decisions(ctx, project, records, stored=stored, decided=decided, tracker=tracker)
 
-    repairs = await anyio.to_thread.run_sync(lambda: ctx.host.repair_drift(stack, deep=deep, table=table))
+    # links are looked at with the table: between those checks, link events ask for one
+    repairs = await anyio.to_thread.run_sync(
+        lambda: ctx.host.repair_drift(stack, deep=deep, table=table, links=table))
     for r in repairs:
         await ctx.journal.say(project, r.resource, "drift", f"{r.what} ({r.why})")
 
     refs = [plan_names.image_ref(stack.name, s) for s in stack.services.values()]
     observed = await anyio.to_thread.run_sync(
         lambda: observe(project, ctx.host, images=refs, records=records))
+    outcome = Outcome(desired, records, wake_at=decided.wake_at, restarts=decided)
+    if not decided.now and ctx.quiet.get(project) == (desired.revision, observed):
+        return outcome  # the same host and the same revision as when nothing was to do
     options = replace(desired.options, restartable=frozenset(decided.now))
     # off the event loop: with hundreds of services planning takes long enough to delay answers
     the_plan = await anyio.to_thread.run_sync(lambda: plan(stack, observed, options))
-    outcome = Outcome(desired, records, wake_at=decided.wake_at, restarts=decided)
     if the_plan.empty:
+        if not decided.now:
+            ctx.quiet[project] = (desired.revision, observed)
         return outcome
+    ctx.quiet.pop(project, None)
     by_name = {r.name: r for r in records}
     for name, attempt in decided.now.items():
         await anyio.to_thread.run_sync(_set_restarts, ctx.store, by_name[name], attempt, None)

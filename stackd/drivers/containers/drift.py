@@ -8,33 +8,39 @@ limits of each group; the comparisons are in ``driftrules``):
 
 1. groups: a missing group cgroup is made again with its limits; edited limits are written back
    (``CgroupDriver.read_group`` + ``cgroups.drift`` + ``CgroupDriver.ensure_group``);
-2. bridges of the project's networks: missing, down, wrong address, ``route_localnet`` off ->
-   ``links.ensure_bridge``; ``ip_forward`` switched off while the project has networks -> on;
-3. veths of running (or paused) containers: missing, down, detached or in another bridge ->
-   ``Networks.reattach`` (same leased addresses, same routes);
-4. the cgroup limits of running containers, as their OCI config set them, written back;
+2. with ``links`` (or ``table`` or ``deep``), bridges of the project's networks: missing, down,
+   wrong address, ``route_localnet`` off -> ``links.ensure_bridge``;
+3. with ``links`` (or ``table`` or ``deep``), veths of running (or paused) containers: missing,
+   down, detached or in another bridge -> ``Networks.reattach`` (same leased addresses, same
+   routes); ``ip_forward`` switched off while the project has networks -> on (always);
+4. the cgroup limits of running containers, as their OCI config set them, written back: those
+   of a container whose cgroup directories had a file written since the last look
+   (``LimitWatch``, inotify), of one looked at for the first time, and with ``table`` or
+   ``deep`` of every one;
 5. only when ``table`` or ``deep``: the project's nft table (``nftables.status``; missing or
    drifted -> ``Networks.apply_table``); only when ``deep``: inside each running container's
    namespace, its interfaces' addresses and state and its default route (-> ``Networks.reattach``).
 
-The cheap checks (1-4) run no process and open no namespace: the state of the links it looks
-for is read from sysfs (``/sys/class/net/<name>``: flags, master, kind; the daemon's own network
-namespace is the host's), their IPv4 addresses from one netlink address dump, and the rest
-from small files; a dump of every link on the host would cost more than all of that together.
-A container runs when its own cgroup holds a process (a kernel fact, no runtime call); one
-that does not is left alone (its endpoints are rebuilt when it starts), and so is every
-container's process lifecycle (the planner's). A network
-namespace that is gone while its container runs cannot be recreated (the process keeps the old
-one) and is reported as a failure. Each failed repair becomes a ``DriverError`` naming its
-resource; the others still run, and the failures are raised together at the end as a
-``RepairError`` carrying the repairs that were made. Blocking; decides nothing about desired
-state.
+The cheap checks (1-4) open no namespace: the state of the links it looks for is read from
+sysfs (``/sys/class/net/<name>``: flags, master, kind; the daemon's own network namespace is
+the host's), their IPv4 addresses from one netlink address dump, and the rest from small
+files; a dump of every link on the host would cost more than all of that together. A
+container runs when the runtime lists it running or paused with its process alive (the host
+driver's ``RuntimeStates``: the runtime is asked again only when something changed), or,
+without those, when its own cgroup holds a process; one that does not is left alone (its
+endpoints are rebuilt when it starts), and so is every container's process lifecycle (the
+planner's). A network namespace that is gone while its container runs cannot be recreated
+(the process keeps the old one) and is reported as a failure. Each failed repair becomes a
+``DriverError`` naming its resource; the others still run, and the failures are raised
+together at the end as a ``RepairError`` carrying the repairs that were made. Blocking;
+decides nothing about desired state.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -43,11 +49,13 @@ from typing import Any
 
 from stackd.drivers import cgroups
 from stackd.drivers.cgroups import cgfs
+from stackd.drivers.cgroups.detect import Version
 from stackd.drivers.containers import driftrules, listing
 from stackd.drivers.containers.info import ContainerInfo
 from stackd.drivers.containers.networks import Networks
 from stackd.drivers.containers.paths import HostLayout
 from stackd.drivers.host import PermanentRepairError, Repair, TransientRepairError
+from stackd.drivers.inotify import IN_IGNORED, IN_MODIFY, IN_ONLYDIR, IN_Q_OVERFLOW, Inotify
 from stackd.drivers.network import links, nftables
 from stackd.drivers.network.links import LinkState
 from stackd.drivers.network.sysfs import SYS_NET, observe_links
@@ -102,26 +110,35 @@ class DriftRepair:
     """Drift checks and repairs for one ``RealHost`` (see the module docstring)."""
 
     def __init__(self, layout: HostLayout, store: Store, networks: Networks,
-                 cgroup_driver: Callable[[], cgroups.CgroupDriver]) -> None:
+                 cgroup_driver: Callable[[], cgroups.CgroupDriver],
+                 *, infos: listing.InfoCache | None = None, states: listing.RuntimeStates | None = None
+                 ) -> None:
         self.layout = layout
         self.store = store
         self.networks = networks
         self.cgroups = cgroup_driver
         self._configs: dict[str, _Config] = {}
+        self.limit_watch = LimitWatch()
+        self.infos = infos if infos is not None else listing.InfoCache()
+        self.states = states
 
-    def run(self, stack: Stack, *, deep: bool = False, table: bool = False) -> list[Repair]:
+    def run(self, stack: Stack, *, deep: bool = False, table: bool = False,
+            links: bool = True) -> list[Repair]:
         """Check the host objects of ``stack`` and repair what drifted; the caller holds the
         project's lock. Raises ``RepairError`` (with the repairs made) when some repair failed."""
         project = stack.name
         cg = self.cgroups()
         work = RepairPass()
         self._groups(stack, cg, work)
-        infos = list(listing.infos(self.layout, project))
-        running = [i for i in infos if self._runs(cg, i)]
-        states = observe_links(self._link_names(project, running))
-        self._bridges(project, states, work)
-        self._veths(running, states, work)
-        self._limits(running, cg, work)
+        infos = list(listing.infos(self.layout, project, self.infos))
+        runs = self.states.running if self.states is not None else functools.partial(self._runs, cg)
+        running = [i for i in infos if runs(i.name)]
+        if links or deep or table:
+            states = observe_links(self._link_names(project, running))
+            self._bridges(project, states, work)
+            self._veths(running, states, work)
+        self._forwarding(project, work)
+        self._limits(running, cg, work, every=deep or table)
         if deep or table:
             self._table(project, infos, work)
         if deep:
@@ -189,6 +206,9 @@ class DriftRepair:
                     else f"set bridge {bridge} up with {subnet.interface}")
             with work.attempt(f"network:{res.name}", what, "; ".join(problems)):
                 links.ensure_bridge(bridge, subnet.interface)
+
+    def _forwarding(self, project: str, work: RepairPass) -> None:
+        networks = self.store.resources(project, "network")
         if networks and _sysctl("net.ipv4.ip_forward") == "0":
             with work.attempt(f"network:{networks[0].name}", "turned net.ipv4.ip_forward on",
                               "ip_forward off"):
@@ -262,11 +282,12 @@ class DriftRepair:
 
     # ------------------------------------------------------------------------------ containers
 
-    def _runs(self, cg: cgroups.CgroupDriver, info: ContainerInfo) -> bool:
+    def _runs(self, cg: cgroups.CgroupDriver, name: str) -> bool:
         """Whether a process is in the container's own cgroup (running or paused)."""
+        info = self.infos.read(self.layout.container(name).info)
         for controller in ("pids", "memory", "cpu"):
             backing = cg.layout.backing(controller)
-            if backing is not None:
+            if info is not None and backing is not None:
                 try:
                     procs = cgfs.read(_under(backing[1], info.cgroups_path) / "cgroup.procs")
                 except DriverError:
@@ -291,36 +312,119 @@ class DriftRepair:
             cached = self._configs[name] = _Config(stamp, resources if isinstance(resources, dict) else {})
         return cached.resources
 
-    def _limits(self, running: list[ContainerInfo], cg: cgroups.CgroupDriver, work: RepairPass) -> None:
+    def _limits(self, running: list[ContainerInfo], cg: cgroups.CgroupDriver, work: RepairPass, *,
+                every: bool) -> None:
+        """The limits of running containers; only of those whose cgroup directories had a file
+        written since the last look (``LimitWatch``) unless ``every``."""
         known = {i.name for i in running}
         for name in [n for n in self._configs if n not in known]:
             del self._configs[name]
+        self.limit_watch.keep(known)
+        written = self.limit_watch.written()
         for info in running:
+            watched = self.limit_watch.watched(info.name)
+            if watched and not every and written is not None and info.name not in written:
+                continue
             resources = self._resources(info.name)
             if resources is None:
                 continue
-            resource = f"container:{info.name}"
-            for controller in driftrules.CONTAINER_CONTROLLERS:
-                backing = cg.layout.backing(controller)
-                if backing is None:
-                    continue
-                version, mount = backing
-                folder = _under(mount, info.cgroups_path)
-                wanted = driftrules.container_files(resources, version, controller)
-                try:
-                    read = {f.name: cgfs.read(folder / f.name) for f in wanted}
-                except DriverError as exc:
-                    work.fail(resource, f"cannot read its {controller} limits: {exc}")
-                    continue
-                current = {name: text for name, text in read.items() if text is not None}
-                drifted = [f for f in wanted if driftrules.file_drifted(f, current.get(f.name), cg.page_size)]
-                if not drifted:
-                    continue
-                why = "; ".join(f"{f.name} is {current[f.name]}, not {f.value}" for f in drifted)
-                what = f"wrote back {', '.join(f.name for f in drifted)} of {info.cgroups_path}"
-                with work.attempt(resource, what, why):
-                    for f in driftrules.write_order(drifted, current):
-                        cgfs.write(folder / f.name, f.value)
+            folders = {controller: (backing[0], _under(backing[1], info.cgroups_path))
+                       for controller in driftrules.CONTAINER_CONTROLLERS
+                       if (backing := cg.layout.backing(controller)) is not None}
+            if not watched:  # watched before it is read: a write after the read is seen next time
+                self.limit_watch.watch(info.name, [folder for _, folder in folders.values()])
+            for controller, (version, folder) in folders.items():
+                self._limit_files(info, resources, (controller, version, folder), cg, work)
+
+    def _limit_files(self, info: ContainerInfo, resources: Mapping[str, Any],
+                     where: tuple[str, Version, Path], cg: cgroups.CgroupDriver, work: RepairPass) -> None:
+        """Write back the limit files of one controller's directory that drifted."""
+        controller, version, folder = where
+        resource = f"container:{info.name}"
+        wanted = driftrules.container_files(resources, version, controller)
+        try:
+            read = {f.name: cgfs.read(folder / f.name) for f in wanted}
+        except DriverError as exc:
+            work.fail(resource, f"cannot read its {controller} limits: {exc}")
+            return
+        current = {name: text for name, text in read.items() if text is not None}
+        drifted = [f for f in wanted if driftrules.file_drifted(f, current.get(f.name), cg.page_size)]
+        if not drifted:
+            return
+        why = "; ".join(f"{f.name} is {current[f.name]}, not {f.value}" for f in drifted)
+        what = f"wrote back {', '.join(f.name for f in drifted)} of {info.cgroups_path}"
+        with work.attempt(resource, what, why):
+            for f in driftrules.write_order(drifted, current):
+                cgfs.write(folder / f.name, f.value)
+
+
+class LimitWatch:
+    """Which running containers had a file of their cgroup directories written since the last
+    look: inotify ``IN_MODIFY`` on each directory (a limit written by hand raises it; the
+    kernel's own accounting does not), so that a pass reads again only their limits. Without
+    inotify, or after its queue overflowed, every container counts as written."""
+
+    def __init__(self) -> None:
+        try:
+            self._inotify: Inotify | None = Inotify()
+        except OSError:
+            self._inotify = None
+        self._owner: dict[int, str] = {}  # watch descriptor -> container
+        self._watches: dict[str, set[int]] = {}  # container -> its watch descriptors
+
+    def watched(self, name: str) -> bool:
+        return name in self._watches
+
+    def watch(self, name: str, folders: list[Path]) -> None:
+        """Watch ``name``'s cgroup directories (a directory that cannot be watched leaves the
+        container unwatched: it is read on every pass)."""
+        if self._inotify is None:
+            return
+        wds: set[int] = set()
+        try:
+            for folder in folders:
+                wds.add(self._inotify.add(folder, IN_MODIFY | IN_ONLYDIR))
+        except OSError:
+            for wd in wds:
+                self._inotify.remove(wd)
+            return
+        self._watches[name] = wds
+        self._owner.update(dict.fromkeys(wds, name))
+
+    def _drop(self, name: str) -> None:
+        for wd in self._watches.pop(name, set()):
+            self._owner.pop(wd, None)
+            if self._inotify is not None:
+                self._inotify.remove(wd)
+
+    def keep(self, names: set[str]) -> None:
+        """Stop watching containers not in ``names`` (no longer running)."""
+        for name in [n for n in self._watches if n not in names]:
+            self._drop(name)
+
+    def written(self) -> set[str] | None:
+        """The containers written since the last call; None: look at every one."""
+        if self._inotify is None:
+            return None
+        written: set[str] = set()
+        lost = False
+        for event in self._inotify.read():
+            name = self._owner.get(event.wd)
+            if event.mask & IN_Q_OVERFLOW:
+                lost = True
+            elif name is None:
+                continue
+            elif event.mask & IN_IGNORED:  # a directory went (the container stopped): watch again
+                self._drop(name)
+                written.add(name)
+            else:
+                written.add(name)
+        return None if lost else written
+
+    def close(self) -> None:
+        if self._inotify is not None:
+            self._inotify.close()
+            self._inotify = None
 
 
 def _under(mount: Path, rel: str) -> Path:

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from stackd import labels
@@ -23,6 +25,7 @@ from stackd.drivers.containers.info import ContainerInfo, read_info
 from stackd.drivers.containers.paths import HostLayout
 from stackd.drivers.host import ContainerRecord, ContainerState, HealthRecord
 from stackd.drivers.runtime import read_config
+from stackd.drivers.runtime.base import ContainerRuntime
 from stackd.errors import DriverError
 from stackd.store import StoredContainer
 
@@ -41,15 +44,113 @@ def state_of(runtime_status: str | None, exit_code: int | None) -> ContainerStat
     return state
 
 
-def infos(layout: HostLayout, project: str | None = None) -> Iterator[ContainerInfo]:
+class InfoCache:
+    """``read_info`` of each path, kept while the file is the same (inode, mtime, size:
+    ``write_info`` replaces the file, so a new record is a new inode). Records are frozen; the
+    daemon lists every container on every pass, and most of them never change."""
+
+    def __init__(self) -> None:
+        self._kept: dict[Path, tuple[tuple[int, int, int], ContainerInfo]] = {}
+
+    def read(self, path: Path) -> ContainerInfo | None:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            self._kept.pop(path, None)
+            return None
+        except OSError:
+            return read_info(path)  # says why
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        kept = self._kept.get(path)
+        if kept is not None and kept[0] == key:
+            return kept[1]
+        info = read_info(path)
+        if info is not None:
+            self._kept[path] = (key, info)
+        return info
+
+    def prune(self, paths: set[Path]) -> None:
+        """Forget every path but ``paths`` (the containers that still exist)."""
+        for path in [p for p in self._kept if p not in paths]:
+            self._kept.pop(path, None)
+
+
+RELIST_EVERY = 30.0
+"""Seconds after which ``RuntimeStates`` asks the runtime again even when nothing says it must."""
+
+
+class RuntimeStates:
+    """The OCI runtime's ``list`` (a process run per call), asked again only when something may
+    have changed what it says: this host driver changed a container (``forget``), a container
+    ended (conmon's exit directory changed), a runtime container was made or deleted (the
+    runtime's state directory changed), a container was made or removed (the containers
+    directory changed), a running container's process is gone, or ``RELIST_EVERY`` seconds
+    passed (what no event tells, such as a pause by hand). Thread-safe: a ``list`` that raced
+    with a change is not kept."""
+
+    def __init__(self, runtime: Callable[[], ContainerRuntime], dirs: Callable[[], Iterable[Path]],
+                 every: float = RELIST_EVERY) -> None:
+        self._runtime, self._dirs, self._every = runtime, dirs, every
+        self._generation = 0
+        self._kept: tuple[tuple[object, ...], float, dict[str, dict[str, Any]]] | None = None
+
+    def forget(self) -> None:
+        self._generation += 1
+        self._kept = None
+
+    def _stamp(self) -> tuple[object, ...]:
+        def mtime(path: Path) -> int | None:
+            try:
+                return os.stat(path).st_mtime_ns
+            except OSError:
+                return None
+
+        return (*(mtime(d) for d in self._dirs()), self._generation)
+
+    def get(self) -> dict[str, dict[str, Any]]:
+        """The runtime's state of each container, by id."""
+        stamp = self._stamp()
+        kept = self._kept
+        if kept is not None and kept[0] == stamp and time.monotonic() - kept[1] < self._every and all(
+                _alive(d.get("pid")) for d in kept[2].values() if d.get("status") in ("running", "paused")):
+            return kept[2]
+        at = time.monotonic()
+        states = {str(d.get("id")): d for d in self._runtime().list()}
+        if self._generation == stamp[-1]:
+            self._kept = (stamp, at, states)
+        return states
+
+    def running(self, name: str) -> bool:
+        """Whether the runtime has ``name`` running or paused (its process alive)."""
+        found = self.get().get(name)
+        return found is not None and found.get("status") in ("running", "paused") and _alive(found.get("pid"))
+
+
+def _alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def infos(layout: HostLayout, project: str | None = None,
+          cache: InfoCache | None = None) -> Iterator[ContainerInfo]:
     """The driver's records of every container (of ``project``), by name."""
     try:
         entries = sorted(os.listdir(layout.containers_dir))
     except FileNotFoundError:
         return
+    read = cache.read if cache is not None else read_info
+    if cache is not None:
+        cache.prune({layout.container(entry).info for entry in entries})
     for entry in entries:
         try:
-            info = read_info(layout.container(entry).info)
+            info = read(layout.container(entry).info)
         except DriverError:
             continue
         if info is not None and (project is None or info.project == project):

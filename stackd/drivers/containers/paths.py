@@ -26,6 +26,7 @@ Pure: paths only, nothing is read or made here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from stackd.drivers.cgroups.paths import DEFAULT_ROOT as DEFAULT_CGROUP_ROOT
@@ -46,60 +47,60 @@ class ContainerPaths:
     name: str
     cgroup_root: str = DEFAULT_CGROUP_ROOT
 
-    @property
+    @cached_property
     def dir(self) -> Path:
         return self.data_root / "containers" / self.name
 
-    @property
+    @cached_property
     def upper(self) -> Path:
         return self.dir / "upper"
 
-    @property
+    @cached_property
     def work(self) -> Path:
         return self.dir / "work"
 
-    @property
+    @cached_property
     def rootfs(self) -> Path:
         return self.dir / "rootfs"
 
-    @property
+    @cached_property
     def empty_lower(self) -> Path:
         """A lower directory for images without layers (overlayfs needs at least one)."""
         return self.dir / "empty"
 
-    @property
+    @cached_property
     def bundle(self) -> Path:
         return self.dir / "bundle"
 
-    @property
+    @cached_property
     def hosts(self) -> Path:
         return self.dir / "hosts"
 
-    @property
+    @cached_property
     def hostname(self) -> Path:
         return self.dir / "hostname"
 
-    @property
+    @cached_property
     def resolv_conf(self) -> Path:
         return self.dir / "resolv.conf"
 
-    @property
+    @cached_property
     def log(self) -> Path:
         return self.dir / "ctr.log"
 
-    @property
+    @cached_property
     def secrets(self) -> Path:
         return self.dir / "secrets"
 
-    @property
+    @cached_property
     def configs(self) -> Path:
         return self.dir / "configs"
 
-    @property
+    @cached_property
     def info(self) -> Path:
         return self.dir / "container.json"
 
-    @property
+    @cached_property
     def health(self) -> Path:
         return self.dir / "health.json"
 
@@ -112,6 +113,13 @@ class ContainerPaths:
         return container_path(self.cgroup_root, project, group, self.name)
 
 
+@lru_cache(maxsize=4096)
+def _container_paths(data_root: Path, name: str, cgroup_root: str) -> ContainerPaths:
+    """The same ``ContainerPaths`` for the same container: their paths are worked out once (the
+    daemon looks at every container's files on every pass)."""
+    return ContainerPaths(data_root, name, cgroup_root)
+
+
 @dataclass(frozen=True)
 class HostLayout:
     """The host-wide directories of one ``RealHost``."""
@@ -121,7 +129,7 @@ class HostLayout:
     cgroup_root: str = DEFAULT_CGROUP_ROOT
 
     def container(self, name: str) -> ContainerPaths:
-        return ContainerPaths(self.data_root, name, self.cgroup_root)
+        return _container_paths(self.data_root, name, self.cgroup_root)
 
     @property
     def containers_dir(self) -> Path:

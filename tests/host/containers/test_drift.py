@@ -227,3 +227,51 @@ def test_cgroup_limits_and_groups_come_back(lab: Lab) -> None:
     assert [(r.resource, r.why) for r in done] == [("group:idle", "cgroup missing")]
     assert (idle_memory / memory_file).read_text().strip() == str(64 << 20)
     assert host.repair_drift(stack) == []
+
+
+def test_limits_are_read_again_only_after_a_write_and_links_only_when_asked(
+        lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reconciler's cheap pass: a container's limits are read once, then again only when
+    something wrote to its cgroup (inotify), or in a full check; links only with ``links``."""
+    from stackd.drivers.cgroups import cgfs
+    from stackd.drivers.containers import drift
+    from stackd.drivers.network import sysfs
+
+    host = lab.host
+    stack, _, client = up(lab)
+    assert host.repair_drift(stack, links=False) == []  # first look: everything read, then watched
+    reads: list[Path] = []
+    real_read, real_observe = cgfs.read, sysfs.observe_links
+
+    def read(path: Path) -> str | None:
+        reads.append(Path(path))
+        return real_read(path)
+
+    looked: list[set[str]] = []
+
+    def observe(names: set[str]) -> dict[str, links.LinkState]:
+        looked.append(set(names))
+        return real_observe(names)
+
+    monkeypatch.setattr(cgfs, "read", read)
+    monkeypatch.setattr(drift, "observe_links", observe)
+
+    def container_reads() -> set[str]:
+        names = {p.parent.name for p in reads
+                 if p.parent.name.startswith(lab.project + "-") and p.name != "cgroup.procs"}
+        reads.clear()
+        return names
+
+    assert host.repair_drift(stack, links=False) == []
+    assert container_reads() == set() and looked == []
+    backing = host.cgroups().layout.backing("pids")
+    assert backing is not None
+    pids = backing[1] / lab.cgroup_root.lstrip("/") / lab.project / "background" / client / "pids.max"
+    pids.write_text("77")
+    done = host.repair_drift(stack, links=False)
+    assert [(r.resource, r.why) for r in done] == [(f"container:{client}", "pids.max is 77, not 50")]
+    assert container_reads() == {client}  # only the written container, and our own write back:
+    assert host.repair_drift(stack, links=False) == [] and container_reads() == {client}
+    assert host.repair_drift(stack, links=False) == [] and container_reads() == set()
+    assert host.repair_drift(stack, table=True) == []  # a full check reads every one, and the links
+    assert len(container_reads()) == 2 and len(looked) == 1

@@ -189,3 +189,25 @@ def test_parallel_calls_each_reach_their_own_namespace(lab: Lab) -> None:
         assert inside == os.stat(path).st_ino
         assert before == after == home  # the pool's threads never moved
     assert thread_netns() == home
+
+
+def test_the_address_dump_and_sysfs_agree_with_ip(lab: Lab) -> None:
+    """``sysfs.observe_links`` (sysfs, and the netlink address dump read by hand) says what
+    ``ip`` says of a bridge with a second address and of a veth attached to it."""
+    from stackd.drivers.network import sysfs
+
+    net = lab.network("dump")
+    box = lab.container("dumpbox", net)
+    extra = f"{net.subnet.network_address + 200}/{net.subnet.prefixlen}"
+    run("ip", "addr", "add", extra, "dev", net.bridge)
+    shown = json.loads(run("ip", "-j", "-4", "addr", "show"))
+    expected = {link["ifindex"]: sorted(f"{a['local']}/{a['prefixlen']}" for a in link["addr_info"])
+                for link in shown if link.get("addr_info")}
+    dumped = sysfs.ipv4_addresses()
+    assert {i: sorted(str(a) for a in found) for i, found in dumped.items()} == expected
+    veth = TEST.veth(box.name, net.name)
+    states = sysfs.observe_links([net.bridge, veth, "stktnothere0"])
+    assert set(states) == {net.bridge, veth}
+    assert states[net.bridge].kind == "bridge" and states[net.bridge].up
+    assert sorted(str(a) for a in states[net.bridge].addresses) == sorted([str(net.gateway), extra])
+    assert states[veth].kind == "veth" and states[veth].master == net.bridge and states[veth].addresses == ()

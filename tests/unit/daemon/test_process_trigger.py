@@ -72,7 +72,7 @@ def test_events_wake_only_the_project_they_concern(tmp_path: Path) -> None:
         reconciler.projects["aaa"].wake = anyio.Event()
         trigger(reconciler, host, Changes(links=frozenset({NAMING.veth("bbb-web-1", "bbb_default"),
                                                            "stkv00000000"})))  # the second: nobody's
-        assert _woken(reconciler) == {"bbb": (False, False)}
+        assert _woken(reconciler) == {"bbb": (True, False)}  # a link event: links and table looked at
         reconciler.projects["bbb"].wake = anyio.Event()
         trigger(reconciler, host, Changes(tables=frozenset({NAMING.table("aaa"), "stackd-other"})))
         assert _woken(reconciler) == {"aaa": (True, False)}  # a table check, not a deep pass

@@ -254,3 +254,32 @@ def test_a_service_that_opts_in_is_restarted_when_it_turns_unhealthy(world: Worl
                    for e in w.store.events_since(0))
 
     world.run(body)
+
+
+def test_a_quiet_host_is_not_planned_again_until_something_changes(world: World,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from stackd.plan import plan as real_plan
+
+    planned: list[str] = []
+
+    def counting(stack: Stack, *args: object, **kwargs: object) -> object:
+        planned.append(stack.name)
+        return real_plan(stack, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("stackd.reconcile.passes.plan", counting)
+
+    async def body(w: World) -> None:
+        await w.manager.up(stack_of(w.tmp, text=STACK.replace("restart: \"no\"", "restart: always")),
+                           UpOptions())
+        await anyio.sleep(0.3)  # passes go by
+        before, passes_before = len(planned), w.rec.projects["demo"].passes
+        await anyio.sleep(0.5)
+        assert w.rec.projects["demo"].passes >= passes_before + 5
+        assert len(planned) == before  # nothing changed: nothing planned
+        w.host.stop_container("demo-once-1", timeout=1)
+        w.host.remove_container("demo-once-1", volumes=False)
+        await w.until(lambda: "demo-once-1" in w.host.containers and w.state("demo-once-1") == "running",
+                      "once recreated")
+        assert len(planned) > before
+
+    world.run(body)

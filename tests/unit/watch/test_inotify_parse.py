@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from stackd.drivers.watch import (
+from stackd.drivers.inotify import (
     IN_CLOSE_WRITE,
     IN_CREATE,
     IN_IGNORED,
@@ -16,9 +16,9 @@ from stackd.drivers.watch import (
     IN_MOVED_TO,
     IN_Q_OVERFLOW,
     InotifyEvent,
-    exit_names,
     parse_inotify,
 )
+from stackd.drivers.watch import exit_names
 
 
 def record(wd: int, mask: int, name: bytes = b"", cookie: int = 0, pad_to: int = 16) -> bytes:
