@@ -426,6 +426,7 @@ class _Profiler:
         self.main.disable()
         self.on = False
         with self.lock:
+            self.main.dump_stats(str(self.out.with_suffix(".loop")))
             stats = pstats.Stats(self.main)
             for prof in self.workers:
                 stats.add(prof)
@@ -503,9 +504,11 @@ def report_profile(out: Path, top: int) -> None:
     for name, (calls, wall, cpu) in sorted(timers.items(), key=lambda kv: -kv[1][2] or -kv[1][1]):
         print(f"  {name[:58]:58} {int(calls):6d} {1000 * wall / calls:10.2f} {1000 * cpu / calls:9.2f} "
               f"{1000 * cpu:10.1f}")
-    for key, only in (("tottime", ""), ("cumulative", "/stackd/")):
+    for key, only, which in (("tottime", "", out), ("cumulative", "/stackd/", out),
+                             ("tottime", "", out.with_suffix(".loop")),
+                             ("cumulative", "", out.with_suffix(".loop"))):
         text = io.StringIO()
-        stats = pstats.Stats(str(out), stream=text)
+        stats = pstats.Stats(str(which), stream=text)
         table: dict[Any, Any] = getattr(stats, "stats")  # noqa: B009 (the idle wait is no cost)
         for idle in [k for k in table if k[2] in ("<method 'poll' of 'select.epoll' objects>",
                                                    "_run_once", "select", "run_forever")]:
@@ -513,7 +516,8 @@ def report_profile(out: Path, top: int) -> None:
         stats.sort_stats(key).print_stats(*([only] if only else []), top)
         body = text.getvalue().replace(str(REPO) + "/", "")
         body = re.sub(r"/\S*/site-packages/", "", body)
-        print(f"\ncProfile, by {key}{' (stackd only)' if only else ''}: event loop + worker calls, "
+        what = "event loop + worker calls" if which == out else "the event loop's thread alone"
+        print(f"\ncProfile, by {key}{' (stackd only)' if only else ''}: {what}, "
               f"first {top}, waiting for events left out:")
         print(body[body.find("   ncalls"):].rstrip())
 

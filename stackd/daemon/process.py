@@ -12,7 +12,9 @@ to their monitors, not to the daemon) and the next daemon adopts them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import ctypes
 import fcntl
 import logging
 import os
@@ -100,11 +102,32 @@ os.register_at_fork(after_in_child=_quiet_child_signals)
 
 
 class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the daemon handles SIGTERM and SIGINT itself."""
+    """uvicorn without its own signal handling (the daemon handles SIGTERM and SIGINT itself),
+    and with its housekeeping loop woken once a second instead of ten times (the daemon is idle
+    most of its life; ``stop`` wakes it at once)."""
+
+    TICK = 1.0
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._wake = asyncio.Event()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    def stop(self) -> None:
+        self.should_exit = True
+        self._wake.set()
+
+    async def main_loop(self) -> None:
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            counter = (counter + 10) % 864000  # uvicorn counts tenths: its once-a-second work runs each tick
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.TICK)
+            should_exit = await self.on_tick(counter)
 
 
 def owners(reconciler: Reconciler, host: RealHost) -> dict[str, str]:
@@ -159,6 +182,23 @@ async def _watch(reconciler: Reconciler, host: RealHost) -> None:
         watch.close()
 
 
+TRIM_EVERY = 10.0
+"""Seconds between two ``malloc_trim`` calls (``_give_back_memory``)."""
+
+
+async def _give_back_memory(every: float = TRIM_EVERY) -> None:
+    """Now and then, hand the memory glibc's allocator holds free back to the kernel: a pass
+    over many containers, or a verb, makes many short-lived objects, and the freed pages stay
+    in the process otherwise (a trim costs well under a millisecond; not glibc: nothing)."""
+    try:
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return
+    while True:
+        await anyio.sleep(every)
+        await anyio.to_thread.run_sync(trim, 0)
+
+
 async def serve(paths: Paths, *, settings: Settings | None = None,
                 ready: Callable[[str], None] = lambda _: None) -> None:
     """Run the daemon until SIGTERM or SIGINT (see the module docstring)."""
@@ -174,13 +214,14 @@ async def serve(paths: Paths, *, settings: Settings | None = None,
         async with anyio.create_task_group() as tg:
             await tg.start(reconciler.run)
             tg.start_soon(_watch, reconciler, host)
+            tg.start_soon(_give_back_memory)
 
             async def stop_on_signal() -> None:
                 with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                     async for received in signals:
                         log.info("stopping on %s; the containers keep running",
                                  signal.Signals(received).name)
-                        server.should_exit = True
+                        server.stop()
                         return
 
             tg.start_soon(stop_on_signal)

@@ -33,6 +33,7 @@ import anyio.to_thread
 from stackd import labels
 from stackd.drivers.host import ContainerRecord, HostDriver
 from stackd.execute import Clock, HealthWaiter, SystemClock, execute
+from stackd.execute.health import HealthSettings
 from stackd.observe import observe
 from stackd.plan.lifecycle import plan_restart
 from stackd.reconcile.journal import Journal, Tracker
@@ -59,6 +60,7 @@ class _Project:
     last_error: str = ""
     passes: int = 0
     fresh: bool = False  # records are as the host is (no verb ran since the pass that read them)
+    checked: bool = False  # some container of the latest pass has a healthcheck
     stop: bool = False
     done: anyio.Event = field(default_factory=anyio.Event)  # set after every pass
 
@@ -212,6 +214,8 @@ class Reconciler:
             state.last_error = ""
             state.records = outcome.records
             state.stack = outcome.desired.stack if outcome.desired is not None else None
+            state.checked = state.stack is not None and any(
+                HealthSettings.of_container(state.stack, r) is not None for r in state.records)
             state.passes += 1
             state.fresh = outcome.plan is None
             if outcome.result is not None and outcome.result.ok:
@@ -239,7 +243,7 @@ class Reconciler:
         """One round of ``state``'s due health checks (none once the project is forgotten, or
         when a verb cancels it); the records whose health changed."""
         async with state.probing:
-            records = [r for r in state.records if r.state == "running"]
+            records = [r for r in state.records if r.state == "running"] if state.checked else []
             desired = state.stack
             if state.stop or not records or desired is None:
                 return []

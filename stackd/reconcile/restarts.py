@@ -76,7 +76,7 @@ def restart_plan(stack: Stack, records: Sequence[ContainerRecord], stored: Mappi
     looping: set[str] = set()
     for record in records:
         service = stack.services.get(record.service)
-        if service is None:
+        if service is None or record.state != "exited":  # only an exited container is restarted (decide)
             continue
         state = restart_state(record, stored.get(record.name))
         decision = decide(RestartPolicy.of(service), state, now, backoff, daemon_start=daemon_start)

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -131,8 +130,11 @@ class DriftRepair:
         work = RepairPass()
         self._groups(stack, cg, work)
         infos = list(listing.infos(self.layout, project, self.infos))
-        runs = self.states.running if self.states is not None else functools.partial(self._runs, cg)
-        running = [i for i in infos if runs(i.name)]
+        if self.states is not None:
+            runs = self.states.running()
+            running = [i for i in infos if i.name in runs]
+        else:
+            running = [i for i in infos if self._runs(cg, i.name)]
         if links or deep or table:
             states = observe_links(self._link_names(project, running))
             self._bridges(project, states, work)

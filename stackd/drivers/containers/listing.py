@@ -120,10 +120,10 @@ class RuntimeStates:
             self._kept = (stamp, at, states)
         return states
 
-    def running(self, name: str) -> bool:
-        """Whether the runtime has ``name`` running or paused (its process alive)."""
-        found = self.get().get(name)
-        return found is not None and found.get("status") in ("running", "paused") and _alive(found.get("pid"))
+    def running(self) -> set[str]:
+        """The containers the runtime has running or paused (their process alive)."""
+        return {name for name, d in self.get().items()
+                if d.get("status") in ("running", "paused") and _alive(d.get("pid"))}
 
 
 def _alive(pid: object) -> bool:

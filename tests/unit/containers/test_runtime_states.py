@@ -35,9 +35,9 @@ def test_the_list_is_asked_again_only_when_something_may_have_changed(tmp_path: 
     try:
         runtime = Runtime(sleeper.pid)
         states = RuntimeStates(lambda: runtime, lambda: dirs)  # type: ignore[arg-type,return-value]
-        assert states.get()["a"]["status"] == "running" and states.running("a") and runtime.calls == 1
+        assert states.get()["a"]["status"] == "running" and states.running() == {"a"} and runtime.calls == 1
         states.get()
-        assert not states.running("b") and runtime.calls == 1  # nothing changed
+        assert runtime.calls == 1  # nothing changed
         (exits / "b").write_text("0")
         states.get()
         assert runtime.calls == 2  # an exit
@@ -59,7 +59,7 @@ def test_the_list_is_asked_again_only_when_something_may_have_changed(tmp_path: 
         assert runtime.calls == 7
         sleeper.kill()
         sleeper.wait()
-        assert not states.running("a")
+        assert states.running() == set()
         assert runtime.calls == 8  # the running process is gone
         aged = RuntimeStates(lambda: runtime, lambda: dirs, every=0.0)  # type: ignore[arg-type,return-value]
         aged.get()
