@@ -494,6 +494,12 @@ def clean_host(before: HostState, project: str, work: Path) -> list[str]:
     for table in now.new("nft", before):  # iptables-nft's own tables, once nothing is left in them
         family, name = table.split()[1:3]
         tool = next((t for t, f in IPTABLES.items() if f == family), "")
+        for line in _lines([f"{tool}-save", "-t", name]) if tool else ():
+            # dockerd sets FORWARD's policy to DROP; a table new in this run had none before
+            chain, _, policy = line[1:].partition(" ")
+            if line.startswith(":") and policy.startswith("DROP") and \
+                    _run(tool, "-t", name, "-P", chain, "ACCEPT"):
+                done.append(f"{tool} -t {name} -P {chain} ACCEPT (was DROP)")
         leftover = [line for line in _lines([f"{tool}-save", "-t", name])
                     if line.startswith("-A") or (line.startswith(":") and " ACCEPT" not in line)]
         if tool and name in ("filter", "nat", "mangle", "raw") and not leftover \

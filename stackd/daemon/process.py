@@ -166,10 +166,13 @@ def trigger(reconciler: Reconciler, host: RealHost, changes: Changes) -> None:
     for name in changes.tables:
         if name in known:
             reconciler.trigger(known[name], table=True)
+    for name in changes.written:  # a cgroup limit written: the pass reads that container's again
+        if name in known:
+            reconciler.trigger(known[name])
 
 
 async def _watch(reconciler: Reconciler, host: RealHost) -> None:
-    watch = HostWatch(host.layout, host.naming)
+    watch = HostWatch(host.layout, host.naming, written=host.drift_repair.limit_watch)
     await anyio.to_thread.run_sync(watch.open)
     for source, why in watch.off.items():
         log.warning("host events of %s are not watched (%s): the resync finds them", source, why)

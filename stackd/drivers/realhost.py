@@ -147,6 +147,7 @@ class RealHost(StackResources):
                    Path(os.environ.get(RUN_ENV) or DEFAULT_RUN_DIR))
 
     def close(self) -> None:
+        self.drift_repair.limit_watch.close()
         self.store.close()
 
     # ------------------------------------------------------------------------------ lazily found

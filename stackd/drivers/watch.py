@@ -1,7 +1,8 @@
 """Host events that wake the reconciler, without polling: a container's exit, one of stackd's
-links deleted, going down or losing its bridge, and a change to one of stackd's nftables tables.
+links deleted, going down or losing its bridge, a change to one of stackd's nftables tables, and
+a cgroup limit of a running container written.
 
-Three sources, each one file descriptor the caller waits on (``HostWatch.fds()``, e.g. with
+Four sources, each one file descriptor the caller waits on (``HostWatch.fds()``, e.g. with
 ``anyio.wait_readable``; ``next_changes`` does exactly that) before ``HostWatch.drain()`` reads
 whatever is pending, without blocking, into one frozen ``Changes``:
 
@@ -19,6 +20,8 @@ whatever is pending, without blocking, into one frozen ``Changes``:
   event on a table the ``Naming`` owns (``is_table``) reports that table. Without ``nft`` the
   source is off (``HostWatch.off`` says why). ``open`` waits until the child has joined the
   nftables netlink group, so no change after ``open`` returns is missed.
+- ``written`` (when given): a source its owner reads (``Written``: drift repair's inotify watch
+  on the cgroup directories of running containers); the containers it names.
 
 ``Changes.lost`` says events may have been missed (a kernel queue overflowed, the exit directory
 went away, the nft child ended): the caller must then look at everything. Coalescing and any
@@ -43,6 +46,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Protocol
 
 import anyio
 
@@ -74,13 +78,23 @@ class Changes:
     """nftables tables changed in any way."""
     lost: bool = False
     """Events may have been missed: look at everything."""
+    written: frozenset[str] = frozenset()
+    """Containers whose cgroup limits were written (the ``written`` source)."""
 
     def __bool__(self) -> bool:
-        return bool(self.exited or self.links or self.tables or self.lost)
+        return bool(self.exited or self.links or self.tables or self.lost or self.written)
 
     def __or__(self, other: Changes) -> Changes:
         return Changes(self.exited | other.exited, self.links | other.links,
-                       self.tables | other.tables, self.lost or other.lost)
+                       self.tables | other.tables, self.lost or other.lost, self.written | other.written)
+
+
+class Written(Protocol):
+    """A source read by its owner (drift repair's cgroup limit watch): a descriptor to wait on,
+    and ``collect``, the containers it concerns (None: events were lost)."""
+
+    def fileno(self) -> int | None: ...
+    def collect(self) -> set[str] | None: ...
 
 
 EXIT_EVENTS = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE
@@ -241,8 +255,9 @@ class HostWatch:
     ``PATH``). Use as a context manager, or ``open()``/``close()``."""
 
     def __init__(self, layout: HostLayout, naming: Naming = DEFAULT, *, links: bool = True,
-                 tables: bool = True, nft: str | None = None) -> None:
+                 tables: bool = True, nft: str | None = None, written: Written | None = None) -> None:
         self.exit_dir = layout.exit_dir
+        self._written = written
         self.naming = naming
         self._want_links, self._want_tables, self._nft = links, tables, nft
         self._inotify: Inotify | None = None
@@ -362,6 +377,9 @@ class HostWatch:
             out.append(self._sock.fileno())
         if self._proc is not None and self._proc.stdout is not None:
             out.append(self._proc.stdout.fileno())
+        written = self._written.fileno() if self._written is not None else None
+        if written is not None:
+            out.append(written)
         return out
 
     def drain(self) -> Changes:
@@ -369,8 +387,9 @@ class HostWatch:
         exited, lost_exits = self._drain_exits()
         links, lost_links = self._drain_links()
         tables, lost_tables = self._drain_tables()
+        written = self._written.collect() if self._written is not None else set()
         return Changes(frozenset(exited), frozenset(links), frozenset(tables),
-                       lost_exits or lost_links or lost_tables)
+                       lost_exits or lost_links or lost_tables or written is None, frozenset(written or ()))
 
     def _drain_exits(self) -> tuple[set[str], bool]:
         names: set[str] = set()

@@ -42,6 +42,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -361,18 +362,29 @@ class DriftRepair:
 
 
 class LimitWatch:
-    """Which running containers had a file of their cgroup directories written since the last
-    look: inotify ``IN_MODIFY`` on each directory (a limit written by hand raises it; the
-    kernel's own accounting does not), so that a pass reads again only their limits. Without
-    inotify, or after its queue overflowed, every container counts as written."""
+    """Which running containers had a limit file of their cgroup directories written since the
+    last look: inotify ``IN_MODIFY`` on each directory (a limit written by hand raises it; the
+    kernel's own accounting does not, and writes to ``cgroup.procs`` or ``tasks``, as an exec
+    into the container makes, are not limits), so that a pass reads again only their limits.
+    Without inotify, or after its queue overflowed, every container counts as written.
+
+    The host watch waits on ``fileno()`` and calls ``collect`` to wake the passes of the
+    containers written; the drift pass takes what was collected with ``written``. Thread-safe
+    (the two run in different threads)."""
 
     def __init__(self) -> None:
         try:
             self._inotify: Inotify | None = Inotify()
         except OSError:
             self._inotify = None
+        self._lock = threading.Lock()
         self._owner: dict[int, str] = {}  # watch descriptor -> container
         self._watches: dict[str, set[int]] = {}  # container -> its watch descriptors
+        self._pending: set[str] = set()
+        self._lost = False
+
+    def fileno(self) -> int | None:
+        return self._inotify.fd if self._inotify is not None else None
 
     def watched(self, name: str) -> bool:
         return name in self._watches
@@ -380,18 +392,19 @@ class LimitWatch:
     def watch(self, name: str, folders: list[Path]) -> None:
         """Watch ``name``'s cgroup directories (a directory that cannot be watched leaves the
         container unwatched: it is read on every pass)."""
-        if self._inotify is None:
-            return
-        wds: set[int] = set()
-        try:
-            for folder in folders:
-                wds.add(self._inotify.add(folder, IN_MODIFY | IN_ONLYDIR))
-        except OSError:
-            for wd in wds:
-                self._inotify.remove(wd)
-            return
-        self._watches[name] = wds
-        self._owner.update(dict.fromkeys(wds, name))
+        with self._lock:
+            if self._inotify is None:
+                return
+            wds: set[int] = set()
+            try:
+                for folder in folders:
+                    wds.add(self._inotify.add(folder, IN_MODIFY | IN_ONLYDIR))
+            except OSError:
+                for wd in wds:
+                    self._inotify.remove(wd)
+                return
+            self._watches[name] = wds
+            self._owner.update(dict.fromkeys(wds, name))
 
     def _drop(self, name: str) -> None:
         for wd in self._watches.pop(name, set()):
@@ -401,32 +414,50 @@ class LimitWatch:
 
     def keep(self, names: set[str]) -> None:
         """Stop watching containers not in ``names`` (no longer running)."""
-        for name in [n for n in self._watches if n not in names]:
-            self._drop(name)
+        with self._lock:
+            for name in [n for n in self._watches if n not in names]:
+                self._drop(name)
+
+    def collect(self) -> set[str] | None:
+        """Read what is pending: the containers newly written (None: events were lost). They
+        stay pending for ``written``."""
+        with self._lock:
+            if self._inotify is None:
+                return None
+            found: set[str] = set()
+            for event in self._inotify.read():
+                name = self._owner.get(event.wd)
+                if event.mask & IN_Q_OVERFLOW:
+                    self._lost = True
+                elif name is None:
+                    continue
+                elif event.mask & IN_IGNORED:  # a directory went (the container stopped): watch again
+                    self._drop(name)
+                    found.add(name)
+                elif event.name not in _NOT_LIMITS and not event.name.startswith("cgroup."):
+                    found.add(name)
+            self._pending |= found
+            return None if self._lost else found
 
     def written(self) -> set[str] | None:
         """The containers written since the last call; None: look at every one."""
-        if self._inotify is None:
+        if self.collect() is None:
+            with self._lock:
+                self._lost = False
+                self._pending.clear()
             return None
-        written: set[str] = set()
-        lost = False
-        for event in self._inotify.read():
-            name = self._owner.get(event.wd)
-            if event.mask & IN_Q_OVERFLOW:
-                lost = True
-            elif name is None:
-                continue
-            elif event.mask & IN_IGNORED:  # a directory went (the container stopped): watch again
-                self._drop(name)
-                written.add(name)
-            else:
-                written.add(name)
-        return None if lost else written
+        with self._lock:
+            taken, self._pending = self._pending, set()
+            return taken
 
     def close(self) -> None:
-        if self._inotify is not None:
-            self._inotify.close()
-            self._inotify = None
+        with self._lock:
+            if self._inotify is not None:
+                self._inotify.close()
+                self._inotify = None
+
+
+_NOT_LIMITS = frozenset({"tasks", "notify_on_release"})
 
 
 def _under(mount: Path, rel: str) -> Path:

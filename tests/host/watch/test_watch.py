@@ -180,3 +180,40 @@ def test_an_nft_child_that_dies_is_reported_as_lost(watch: HostWatch) -> None:
     assert changes == Changes(lost=True)
     assert watch.off["tables"].startswith("nft monitor ended")
     assert len(watch.fds()) == 2 and nft_children() == []
+
+
+def test_a_limit_written_in_a_watched_cgroup_is_seen_and_joining_it_is_not(tmp_path: Path) -> None:
+    """With drift repair's ``LimitWatch`` as its ``written`` source, a limit written by hand in a
+    container's cgroup directory wakes the watch with that container's name; a process joining
+    the cgroup (as an exec does) does not."""
+    from stackd.drivers.cgroups.detect import detect
+    from stackd.drivers.containers.drift import LimitWatch
+
+    need(os.geteuid() == 0, "the watch host tests need root")
+    backing = detect().backing("pids")
+    need(backing is not None, "no pids controller")
+    assert backing is not None
+    folder = backing[1] / "stkwlimits"
+    folder.mkdir()
+    limits = LimitWatch()
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        with HostWatch(HostLayout(tmp_path / "data", tmp_path / "run"), TEST, links=False, tables=False,
+                       written=limits) as the_watch:
+            limits.watch("stkw-box-1", [folder])
+            assert len(the_watch.fds()) == 2
+            (folder / "cgroup.procs").write_text(str(sleeper.pid))
+            assert anyio.run(next_changes, the_watch, 0.3, backend="asyncio") == Changes()
+            changes = wait_for(the_watch, lambda: (folder / "pids.max").write_text("77"), "limit written")
+            assert changes == Changes(written=frozenset({"stkw-box-1"}))
+            assert limits.written() == {"stkw-box-1"} and limits.written() == set()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        limits.close()
+        for _ in range(50):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+                break
+            time.sleep(0.02)
+        assert not folder.exists()

@@ -76,6 +76,10 @@ def test_events_wake_only_the_project_they_concern(tmp_path: Path) -> None:
         reconciler.projects["bbb"].wake = anyio.Event()
         trigger(reconciler, host, Changes(tables=frozenset({NAMING.table("aaa"), "stackd-other"})))
         assert _woken(reconciler) == {"aaa": (True, False)}  # a table check, not a deep pass
+        for s in reconciler.projects.values():
+            s.wake, s.table = anyio.Event(), False
+        trigger(reconciler, host, Changes(written=frozenset({"bbb-web-1", "zzz-web-1"})))
+        assert _woken(reconciler) == {"bbb": (False, False)}  # a limit written: a cheap pass
         trigger(reconciler, host, Changes(lost=True))
         assert set(_woken(reconciler)) == {"aaa", "bbb"}
 
