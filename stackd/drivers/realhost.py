@@ -75,7 +75,7 @@ from stackd.drivers.runtime import (
 from stackd.drivers.volumes import VolumeDriver
 from stackd.errors import DriverError, PermanentDriverError, needs_root
 from stackd.spec.models import Stack
-from stackd.store import Store
+from stackd.store import Store, StoredContainer
 
 INIT_CANDIDATES = ("/usr/bin/catatonit", "/usr/libexec/podman/catatonit", "/usr/bin/tini-static")
 BUILDER_MODULE = "stackd.drivers.builder"
@@ -135,6 +135,7 @@ class RealHost(StackResources):
         self.processes = Processes(self.layout, self.runtime, conmon, start_check)
         self.assembler = Assembler(self.parts)
         self._infos = listing.InfoCache()  # container.json of each container, while unchanged
+        self._records: dict[str, tuple[ContainerInfo, tuple[object, ...], ContainerRecord]] = {}
         self._states = listing.RuntimeStates(self.runtime, lambda: (
             self.layout.containers_dir, self.layout.exit_dir, self.runtime().root))
         self.drift_repair = DriftRepair(self.layout, self.store, self.networks, self.cgroups,
@@ -277,6 +278,7 @@ class RealHost(StackResources):
     def remove_container(self, name: str, *, volumes: bool) -> None:
         with self._lock:
             self._fresh.discard(name)
+            self._records.pop(name, None)
         failures: list[Exception] = []
         info = None
         try:
@@ -296,7 +298,6 @@ class RealHost(StackResources):
         if not infos:
             return []
         states = self._states.get()
-        exit_dir = str(self.layout.exit_dir)
         stored = {c.name: c for c in self.store.containers(project)}
         now = datetime.now(UTC)
         out = []
@@ -304,16 +305,35 @@ class RealHost(StackResources):
             annotations = listing.annotations_of(self.layout, info.name, self._annotations)
             if project is not None and annotations.get(labels.PROJECT, info.project) != project:
                 continue
-            try:  # conmon's exit file, when the container has ended
-                finished: float | None = os.stat(os.path.join(exit_dir, info.name)).st_mtime
-            except OSError:
-                finished = None
-            exit_code = None if finished is None else read_exit_code(self.layout.exit_dir, info.name)
-            out.append(listing.record(info, annotations, runtime=states.get(info.name),
-                                      exit_code=exit_code, finished=finished,
-                                      stored=stored.get(info.name),
-                                      health=read_health(self.layout.container(info.name).health), now=now))
+            out.append(self._record(info, annotations, states.get(info.name), stored.get(info.name), now))
         return out
+
+    def _record(self, info: ContainerInfo, annotations: dict[str, str], runtime: dict[str, Any] | None,
+                stored: StoredContainer | None, now: datetime) -> ContainerRecord:
+        """One container's record, made again only when something it is made of changed (its
+        info, config, runtime state, exit file, health file, store row, or a backoff passing)."""
+        try:  # conmon's exit file, when the container has ended
+            finished: float | None = os.stat(os.path.join(self.layout.exit_dir, info.name)).st_mtime
+        except OSError:
+            finished = None
+        health = self.layout.container(info.name).health
+        try:
+            st = os.stat(health)
+            health_stamp: tuple[int, int, int] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except OSError:
+            health_stamp = None
+        config = self._annotations.get(info.name)
+        backoff = stored.backoff_until if stored is not None else None
+        key = (config[0] if config else None, runtime, finished, health_stamp, stored,
+               backoff is not None and backoff > now)
+        kept = self._records.get(info.name)
+        if kept is not None and kept[0] is info and kept[1] == key:
+            return kept[2]
+        exit_code = None if finished is None else read_exit_code(self.layout.exit_dir, info.name)
+        record = listing.record(info, annotations, runtime=runtime, exit_code=exit_code, finished=finished,
+                                stored=stored, health=read_health(health) if health_stamp else None, now=now)
+        self._records[info.name] = (info, key, record)
+        return record
 
     def exec_in(self, name: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
                 user: str | None = None, timeout: float | None = None) -> ExecResult:

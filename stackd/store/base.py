@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar, cast
 
 from stackd.store.errors import StoreError, translate
 from stackd.store.schema import MIGRATIONS, migrate
@@ -38,6 +39,7 @@ DEFAULT_TIMEOUT = 10.0
 
 Param = str | int | float | None
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 
 
 def utc_now() -> datetime:
@@ -53,6 +55,8 @@ class Database:
         self.clock = clock
         self._lock = threading.RLock()
         self._depth = 0
+        self._commits = 0  # transactions this object committed (see ``version``)
+        self._kept: dict[object, tuple[tuple[int, int], object]] = {}  # see ``_cached``
         self._conn: sqlite3.Connection | None = None
         self._conn = self._open(timeout, migrations)
 
@@ -138,6 +142,27 @@ class Database:
                 except StoreError:
                     self._undo(conn, None)
                     raise
+                finally:
+                    self._commits += 1
+
+    def version(self) -> tuple[int, int]:
+        """Changes when the file may have: a commit through this object, or sqlite's
+        ``data_version`` (another connection's commit)."""
+        with self._lock:
+            row = self._exec(self._connection(), "PRAGMA data_version", ()).fetchone()
+            return self._commits, int(row[0])
+
+    def _cached(self, key: object, read: Callable[[], T]) -> T:
+        """``read()``, kept under ``key`` until the file may have changed (``version``): the
+        daemon asks for the same rows on every pass. The result is shared: keep it unchanged."""
+        with self._lock:
+            version = self.version()
+            kept = self._kept.get(key)
+            if kept is not None and kept[0] == version:
+                return cast(T, kept[1])
+            value = read()
+            self._kept[key] = (version, value)
+            return value
 
     def _undo(self, conn: sqlite3.Connection, savepoint: str | None) -> None:
         """Roll back to ``savepoint`` (or the whole transaction). A failure here must not hide the

@@ -52,9 +52,13 @@ class ContainerMethods(Database):
     def containers(self, project: str | None = None) -> list[StoredContainer]:
         """Every recorded container (of ``project``), by project, service and number."""
         where, params = ("WHERE project = ?", (project,)) if project is not None else ("", ())
-        rows = self._read(f"SELECT {_COLUMNS} FROM containers {where} "
-                          "ORDER BY project, service, number, name", params)
-        return [_container(r) for r in rows]
+
+        def read() -> tuple[StoredContainer, ...]:
+            rows = self._read(f"SELECT {_COLUMNS} FROM containers {where} "
+                              "ORDER BY project, service, number, name", params)
+            return tuple(_container(r) for r in rows)
+
+        return list(self._cached(("containers", project), read))
 
     def remove_container(self, name: str) -> bool:
         """Forget ``name``; whether it was recorded."""

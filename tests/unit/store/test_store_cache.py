@@ -1,0 +1,49 @@
+"""The rows the daemon asks for on every pass are read once per version of the file: again after
+a commit through the same store, and after one through another connection (another process)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stackd.store import Store, StoredContainer
+
+
+def _container(name: str) -> StoredContainer:
+    return StoredContainer(name=name, project="demo", service="web", number=1, config_hash="h",
+                           created_at=datetime(2026, 1, 1, tzinfo=UTC))
+
+
+def test_container_rows_are_read_again_only_after_a_commit(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    store, other = Store(tmp_path / "s.db"), Store(tmp_path / "s.db")
+    reads: list[str] = []
+    real = store._read
+
+    def counting(sql: str, params: Sequence[Any] = ()) -> Any:
+        if "ORDER BY project" in sql:  # the listing, not a single row
+            reads.append(sql)
+        return real(sql, params)
+
+    monkeypatch.setattr(store, "_read", counting)
+    try:
+        store.put_container(_container("demo-web-1"))
+        assert [c.name for c in store.containers("demo")] == ["demo-web-1"]
+        assert [c.name for c in store.containers("demo")] == ["demo-web-1"]
+        assert len(reads) == 1
+        store.set_restart_state("demo-web-1", restarts=2, backoff_until=None)  # a commit here
+        assert store.containers("demo")[0].restarts == 2 and len(reads) == 2
+        other.put_container(dataclasses.replace(_container("demo-web-2"), number=2))  # another connection
+        assert [c.name for c in store.containers("demo")] == ["demo-web-1", "demo-web-2"]
+        assert len(reads) == 3
+        assert store.containers(None) and len(reads) == 4  # another question, read once
+        store.containers(None)
+        assert len(reads) == 4
+    finally:
+        store.close()
+        other.close()
