@@ -141,7 +141,7 @@ class DriftRepair:
             self._bridges(project, states, work)
             self._veths(running, states, work)
         self._forwarding(project, work)
-        self._limits(running, cg, work, every=deep or table)
+        self._limits([i.name for i in infos], running, cg, work, every=deep or table)
         if deep or table:
             self._table(project, infos, work)
         if deep:
@@ -315,18 +315,21 @@ class DriftRepair:
             cached = self._configs[name] = _Config(stamp, resources if isinstance(resources, dict) else {})
         return cached.resources
 
-    def _limits(self, running: list[ContainerInfo], cg: cgroups.CgroupDriver, work: RepairPass, *,
-                every: bool) -> None:
-        """The limits of running containers; only of those whose cgroup directories had a file
-        written since the last look (``LimitWatch``) unless ``every``."""
+    def _limits(self, project: list[str], running: list[ContainerInfo], cg: cgroups.CgroupDriver,
+                work: RepairPass, *, every: bool) -> None:
+        """The limits of the project's running containers (``project``: the names of all its
+        containers); only of those whose cgroup directories had a file written since the last
+        look (``LimitWatch``) unless ``every``. What is kept of other projects is left alone."""
         known = {i.name for i in running}
-        for name in [n for n in self._configs if n not in known]:
+        # what no longer runs: of this project's containers, and of those that are gone
+        gone = (set(project) - known) | (set(self._configs) - self.infos.names())
+        for name in gone & set(self._configs):
             del self._configs[name]
-        self.limit_watch.keep(known)
-        written = self.limit_watch.written()
+        self.limit_watch.forget(gone)
+        written = self.limit_watch.written(known)
         for info in running:
             watched = self.limit_watch.watched(info.name)
-            if watched and not every and written is not None and info.name not in written:
+            if watched and not every and info.name not in written:
                 continue
             resources = self._resources(info.name)
             if resources is None:
@@ -381,7 +384,6 @@ class LimitWatch:
         self._owner: dict[int, str] = {}  # watch descriptor -> container
         self._watches: dict[str, set[int]] = {}  # container -> its watch descriptors
         self._pending: set[str] = set()
-        self._lost = False
 
     def fileno(self) -> int | None:
         return self._inotify.fd if self._inotify is not None else None
@@ -412,23 +414,25 @@ class LimitWatch:
             if self._inotify is not None:
                 self._inotify.remove(wd)
 
-    def keep(self, names: set[str]) -> None:
-        """Stop watching containers not in ``names`` (no longer running)."""
+    def forget(self, names: set[str]) -> None:
+        """Stop watching ``names`` (no longer running)."""
         with self._lock:
-            for name in [n for n in self._watches if n not in names]:
+            for name in names & set(self._watches):
                 self._drop(name)
+            self._pending -= names
 
     def collect(self) -> set[str] | None:
-        """Read what is pending: the containers newly written (None: events were lost). They
-        stay pending for ``written``."""
+        """Read what is pending: the containers newly written (None: events were lost, and
+        every watched container counts as written). They stay pending for ``written``."""
         with self._lock:
             if self._inotify is None:
-                return None
+                return set()
             found: set[str] = set()
+            lost = False
             for event in self._inotify.read():
                 name = self._owner.get(event.wd)
                 if event.mask & IN_Q_OVERFLOW:
-                    self._lost = True
+                    lost = True
                 elif name is None:
                     continue
                 elif event.mask & IN_IGNORED:  # a directory went (the container stopped): watch again
@@ -436,18 +440,18 @@ class LimitWatch:
                     found.add(name)
                 elif event.name not in _NOT_LIMITS and not event.name.startswith("cgroup."):
                     found.add(name)
+            if lost:
+                found |= set(self._watches)
             self._pending |= found
-            return None if self._lost else found
+            return None if lost else found
 
-    def written(self) -> set[str] | None:
-        """The containers written since the last call; None: look at every one."""
-        if self.collect() is None:
-            with self._lock:
-                self._lost = False
-                self._pending.clear()
-            return None
+    def written(self, names: set[str]) -> set[str]:
+        """Which of ``names`` were written since they were last asked for (the others' stay
+        pending for their own project's pass)."""
+        self.collect()
         with self._lock:
-            taken, self._pending = self._pending, set()
+            taken = self._pending & names
+            self._pending -= taken
             return taken
 
     def close(self) -> None:

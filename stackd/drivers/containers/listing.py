@@ -51,6 +51,7 @@ class InfoCache:
 
     def __init__(self) -> None:
         self._kept: dict[Path, tuple[tuple[int, int, int], ContainerInfo]] = {}
+        self._listed: tuple[int, list[str]] | None = None  # the containers directory's time, entries
 
     def read(self, path: Path) -> ContainerInfo | None:
         try:
@@ -69,10 +70,43 @@ class InfoCache:
             self._kept[path] = (key, info)
         return info
 
-    def prune(self, paths: set[Path]) -> None:
-        """Forget every path but ``paths`` (the containers that still exist)."""
-        for path in [p for p in self._kept if p not in paths]:
-            self._kept.pop(path, None)
+    def names(self) -> set[str]:
+        """The containers whose record is kept (those that existed at the last ``infos``)."""
+        return {path.parent.name for path in self._kept}
+
+    def entries(self, folder: Path) -> list[str] | None:
+        """The sorted entries of ``folder`` (the containers directory), listed again only when
+        it changed; None when there is no such folder."""
+        stamp = dir_stamp(folder)
+        if stamp is None:
+            return None
+        if stamp[1] or self._listed is None or self._listed[0] != stamp[0]:
+            entries = sorted(os.listdir(folder))
+            self._listed = (stamp[0], entries)
+            present = set(entries)
+            for path in [p for p in self._kept if p.parent.name not in present]:
+                self._kept.pop(path, None)
+        return self._listed[1]
+
+    def of(self, path: Path) -> ContainerInfo | None:
+        """The record kept for ``path`` (without looking at the file)."""
+        kept = self._kept.get(path)
+        return kept[1] if kept is not None else None
+
+
+RECENT = 1.0
+"""A directory changed less than this many seconds ago is listed again: file times are as
+coarse as the kernel's clock tick, so a second change in the same tick would not show."""
+
+
+def dir_stamp(path: Path) -> tuple[int, bool] | None:
+    """``path``'s modification time, and whether it is too recent to rely on; None: no such
+    directory."""
+    try:
+        mtime = os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+    return mtime, time.time_ns() - mtime < RECENT * 1e9
 
 
 RELIST_EVERY = 30.0
@@ -98,32 +132,35 @@ class RuntimeStates:
         self._generation += 1
         self._kept = None
 
-    def _stamp(self) -> tuple[object, ...]:
-        def mtime(path: Path) -> int | None:
-            try:
-                return os.stat(path).st_mtime_ns
-            except OSError:
-                return None
-
-        return (*(mtime(d) for d in self._dirs()), self._generation)
+    def _stamp(self) -> tuple[object, ...] | None:
+        """The directories' times and this host's changes; None while a directory changed too
+        recently to trust its time (file times are as coarse as the kernel's clock tick)."""
+        stamps = [dir_stamp(d) for d in self._dirs()]
+        if any(s is not None and s[1] for s in stamps):
+            return None
+        return (*stamps, self._generation)
 
     def get(self) -> dict[str, dict[str, Any]]:
         """The runtime's state of each container, by id."""
+        generation = self._generation
         stamp = self._stamp()
         kept = self._kept
-        if kept is not None and kept[0] == stamp and time.monotonic() - kept[1] < self._every and all(
-                _alive(d.get("pid")) for d in kept[2].values() if d.get("status") in ("running", "paused")):
+        if stamp is not None and kept is not None and kept[0] == stamp and \
+                time.monotonic() - kept[1] < self._every and all(
+                    _alive(d.get("pid")) for d in kept[2].values() if d.get("status") in _RUNS):
             return kept[2]
         at = time.monotonic()
         states = {str(d.get("id")): d for d in self._runtime().list()}
-        if self._generation == stamp[-1]:
+        if stamp is not None and self._generation == generation:
             self._kept = (stamp, at, states)
         return states
 
     def running(self) -> set[str]:
         """The containers the runtime has running or paused (their process alive)."""
-        return {name for name, d in self.get().items()
-                if d.get("status") in ("running", "paused") and _alive(d.get("pid"))}
+        return {name for name, d in self.get().items() if d.get("status") in _RUNS and _alive(d.get("pid"))}
+
+
+_RUNS = ("running", "paused")
 
 
 def _alive(pid: object) -> bool:
@@ -140,17 +177,27 @@ def _alive(pid: object) -> bool:
 
 def infos(layout: HostLayout, project: str | None = None,
           cache: InfoCache | None = None) -> Iterator[ContainerInfo]:
-    """The driver's records of every container (of ``project``), by name."""
-    try:
-        entries = sorted(os.listdir(layout.containers_dir))
-    except FileNotFoundError:
-        return
-    read = cache.read if cache is not None else read_info
-    if cache is not None:
-        cache.prune({layout.container(entry).info for entry in entries})
-    for entry in entries:
+    """The driver's records of every container (of ``project``), by name. With ``cache``, the
+    directory is listed again only when it changed, and a file whose kept record belongs to
+    another project is not looked at (a record never changes project)."""
+    if cache is None:
         try:
-            info = read(layout.container(entry).info)
+            entries = sorted(os.listdir(layout.containers_dir))
+        except FileNotFoundError:
+            return
+    else:
+        found = cache.entries(layout.containers_dir)
+        if found is None:
+            return
+        entries = found
+    read = cache.read if cache is not None else read_info
+    for entry in entries:
+        path = layout.container(entry).info
+        kept = cache.of(path) if cache is not None and project is not None else None
+        if kept is not None and kept.project != project:
+            continue
+        try:
+            info = read(path)
         except DriverError:
             continue
         if info is not None and (project is None or info.project == project):

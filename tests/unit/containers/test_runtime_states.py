@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,15 @@ def test_the_list_is_asked_again_only_when_something_may_have_changed(tmp_path: 
     for d in dirs:
         d.mkdir()
     containers, exits, state = dirs
+
+    def settle() -> None:
+        """Date the directories back: a change within the last second is not trusted."""
+        for d in dirs:
+            st = os.stat(d)
+            if time.time_ns() - st.st_mtime_ns < 5_000_000_000:
+                os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns - 10_000_000_000))
+
+    settle()
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
         runtime = Runtime(sleeper.pid)
@@ -40,31 +50,39 @@ def test_the_list_is_asked_again_only_when_something_may_have_changed(tmp_path: 
         assert runtime.calls == 1  # nothing changed
         (exits / "b").write_text("0")
         states.get()
-        assert runtime.calls == 2  # an exit
+        assert runtime.calls == 2  # an exit (and a change this recent is never trusted)
+        states.get()
+        assert runtime.calls == 3
+        settle()
+        states.get()
+        states.get()
+        assert runtime.calls == 4
         (state / "c").mkdir()
+        settle()
         states.get()
         states.get()
-        assert runtime.calls == 3  # a runtime container made
+        assert runtime.calls == 5  # a runtime container made
         (containers / "d").mkdir()
+        settle()
         states.get()
-        assert runtime.calls == 4  # a container made
+        assert runtime.calls == 6  # a container made
         states.forget()
         states.get()
-        assert runtime.calls == 5  # this host changed one
+        assert runtime.calls == 7  # this host changed one
         runtime.during = states.forget  # a change while the runtime lists: not kept
         states.forget()
         states.get()
         runtime.during = None
         states.get()
-        assert runtime.calls == 7
+        assert runtime.calls == 9
         sleeper.kill()
         sleeper.wait()
         assert states.running() == set()
-        assert runtime.calls == 8  # the running process is gone
+        assert runtime.calls == 10  # the running process is gone
         aged = RuntimeStates(lambda: runtime, lambda: dirs, every=0.0)  # type: ignore[arg-type,return-value]
         aged.get()
         aged.get()
-        assert runtime.calls == 10
+        assert runtime.calls == 12
     finally:
         if sleeper.poll() is None:
             os.kill(sleeper.pid, 9)

@@ -1,0 +1,38 @@
+"""``LimitWatch`` over real inotify, on plain directories standing in for cgroup directories: a
+write to a limit file marks its container written until its own project asks; writes to
+``cgroup.procs`` or ``tasks`` do not count; a removed directory counts (its watch went); one
+project's pass never takes another's writes; forgotten containers are not watched any more."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stackd.drivers.containers.drift import LimitWatch
+
+
+def test_writes_stay_pending_for_their_own_project(tmp_path: Path) -> None:
+    dirs = {name: tmp_path / name for name in ("a-web-1", "a-db-1", "b-web-1")}
+    for d in dirs.values():
+        d.mkdir()
+    watch = LimitWatch()
+    try:
+        for name, d in dirs.items():
+            watch.watch(name, [d])
+        assert all(watch.watched(n) for n in dirs)
+        (dirs["a-web-1"] / "cgroup.procs").write_text("1")  # a process joined: not a limit
+        (dirs["a-db-1"] / "tasks").write_text("1")
+        assert watch.written({"a-web-1", "a-db-1"}) == set()
+        (dirs["b-web-1"] / "pids.max").write_text("77")
+        (dirs["a-db-1"] / "memory.limit_in_bytes").write_text("1")
+        assert watch.collect() == {"b-web-1", "a-db-1"}
+        assert watch.written({"a-web-1", "a-db-1"}) == {"a-db-1"}  # project a's pass
+        assert watch.written({"a-web-1", "a-db-1"}) == set()
+        assert watch.written({"b-web-1"}) == {"b-web-1"}  # still there for project b's pass
+        (dirs["a-web-1"] / "cgroup.procs").unlink()
+        dirs["a-web-1"].rmdir()  # the container stopped: its cgroup went
+        assert watch.written({"a-web-1"}) == {"a-web-1"} and not watch.watched("a-web-1")
+        watch.forget({"b-web-1"})
+        (dirs["b-web-1"] / "pids.max").write_text("78")
+        assert not watch.watched("b-web-1") and watch.written({"b-web-1"}) == set()
+    finally:
+        watch.close()
