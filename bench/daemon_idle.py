@@ -214,6 +214,17 @@ class Harness:
         """Note the host as it is with the projects up: what appeared since must go with them."""
         self.during = HostState.take(self.work)
 
+    def settle(self, expected: int, seconds: float) -> int:
+        """After the projects' ``up``: count the running containers (fewer than ``expected`` is a
+        problem), note the host (``mark``) and let the daemon settle; the count."""
+        running = sum(self.running(p) for p in self.projects)
+        if running != expected:
+            self.problems.append(f"{running} of {expected} containers running after up -d")
+        self.mark()
+        self.phase = "settle"
+        time.sleep(seconds)
+        return running
+
     def names(self) -> set[str]:
         """The bridge, veth and netns names of this run's containers (on the default network)."""
         naming, out = Naming(), set()
@@ -578,14 +589,9 @@ def run(h: Harness, args: argparse.Namespace, rows: list[tuple[str, str]]) -> No
     for project in h.projects:
         h.up(project)
     up = time.perf_counter() - start
-    running = sum(h.running(p) for p in h.projects)
+    running = h.settle(args.containers, args.settle)
     print(f"up -d of {args.containers} containers in {args.projects} project(s): {up:.1f}s; "
           f"{running} running")
-    if running != args.containers:
-        h.problems.append(f"{running} of {args.containers} containers running after up -d")
-    h.mark()
-    h.phase = "settle"
-    time.sleep(args.settle)
     h.phase = "window"
     log_size = (h.data / "stackd.log").stat().st_size
     last_event = _last_event(h)

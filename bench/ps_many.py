@@ -98,12 +98,7 @@ def run(h: Harness, args: argparse.Namespace, rows: list[tuple[str, str]]) -> No
         seconds = h.up(project)
         ups.append((n, seconds))
         print(f"up -d to {n} services: {seconds:.1f}s", flush=True)
-    running = h.running(project)
-    if running != args.containers:
-        h.problems.append(f"{running} of {args.containers} containers running after up -d")
-    h.mark()
-    h.phase = "settle"
-    time.sleep(args.settle)
+    running = h.settle(args.containers, args.settle)
     h.phase = "ps"
     memory_used = memory_before - mem_available_mb()
     daemon_rss = rss_mb(pid)
