@@ -132,9 +132,14 @@ class _Server(uvicorn.Server):
 
 def owners(reconciler: Reconciler, host: RealHost) -> dict[str, str]:
     """Which kept project each of its containers, bridges, veths and nft table belongs to (by
-    host name), from what the latest passes saw: host events about anything else (another
-    daemon's objects, links going away with a container being removed) wake nobody."""
+    host name), from what the latest passes saw and from the host's records of containers (one
+    that ``up`` just made, before a pass looked at it): host events about anything else
+    (another daemon's objects, links going away with a container being removed) wake nobody."""
     found: dict[str, str] = {}
+    for info in host.container_infos():
+        if info.project in reconciler.projects:
+            found[info.name] = info.project
+            found.update({host.naming.veth(info.name, a.network): info.project for a in info.attachments})
     for project, state in list(reconciler.projects.items()):
         found[host.naming.table(project)] = project
         stack = state.stack

@@ -293,6 +293,10 @@ class RealHost(StackResources):
                 failures.append(exc)
         teardown.raise_all(f"removing container {name}", failures)
 
+    def container_infos(self) -> list[ContainerInfo]:
+        """The driver's record of every container on the host (kept while unchanged)."""
+        return list(listing.infos(self.layout, None, self._infos))
+
     def list_containers(self, project: str | None = None) -> list[ContainerRecord]:
         infos = list(listing.infos(self.layout, project, self._infos))
         if not infos:

@@ -3,13 +3,16 @@ a change to a table asks for a check of that table; events that may have been lo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 import anyio
 
 from stackd.daemon.process import owners, trigger
+from stackd.drivers.containers.info import Attachment, ContainerInfo
 from stackd.drivers.fakehost import FakeHost
 from stackd.drivers.host import ContainerRecord
 from stackd.drivers.network.names import Naming
@@ -29,10 +32,14 @@ class _Networks:
 
 @dataclass(frozen=True)
 class _Host:
-    """The two things of ``RealHost`` the mapping reads (its naming and bridge names)."""
+    """What of ``RealHost`` the mapping reads: its naming, bridge names and container records."""
 
     naming: Naming = NAMING
     networks: _Networks = field(default_factory=_Networks)
+    infos: tuple[ContainerInfo, ...] = ()
+
+    def container_infos(self) -> list[ContainerInfo]:
+        return list(self.infos)
 
 
 def _kept(project: str) -> _Project:
@@ -82,5 +89,26 @@ def test_events_wake_only_the_project_they_concern(tmp_path: Path) -> None:
         assert _woken(reconciler) == {"bbb": (False, False)}  # a limit written: a cheap pass
         trigger(reconciler, host, Changes(lost=True))
         assert set(_woken(reconciler)) == {"aaa", "bbb"}
+
+    anyio.run(main)
+
+
+def test_a_container_up_just_made_is_known_before_a_pass_looked_at_it(tmp_path: Path) -> None:
+    """``up`` returns before the reconciler's next pass has seen what it made: an event about
+    such a container's veth still wakes its project (the host's records say whose it is)."""
+    async def main() -> None:
+        reconciler, _ = _world(tmp_path)
+        fresh = ContainerInfo.from_json(json.dumps({
+            "name": "bbb-new-1", "project": "bbb", "service": "new", "number": 1, "image_id": "i",
+            "image": "new:1", "cgroups_path": "/stackd/bbb/default/bbb-new-1", "hostname": "new",
+            "attachments": [asdict(Attachment("default", "bbb_default", "10.0.0.3"))]}).encode())
+        stray = dataclasses.replace(fresh, name="zzz-new-1", project="zzz")  # not kept here
+        host = cast(Any, _Host(infos=(fresh, stray)))
+        assert owners(reconciler, host)["bbb-new-1"] == "bbb" and "zzz-new-1" not in owners(reconciler, host)
+        for s in reconciler.projects.values():
+            s.table = s.deep = False
+        trigger(reconciler, host, Changes(links=frozenset({NAMING.veth("bbb-new-1", "bbb_default"),
+                                                           NAMING.veth("zzz-new-1", "bbb_default")})))
+        assert _woken(reconciler) == {"bbb": (True, False)}
 
     anyio.run(main)
