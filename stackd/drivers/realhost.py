@@ -301,7 +301,7 @@ class RealHost(StackResources):
         infos = list(listing.infos(self.layout, project, self._infos))
         if not infos:
             return []
-        states = self._states.get()
+        states = self._states.get({i.name for i in infos})
         stored = {c.name: c for c in self.store.containers(project)}
         now = datetime.now(UTC)
         out = []

@@ -11,7 +11,8 @@ on the next wake-up, and never holds another project back.
 
 The API's verbs take the project's lock (``exclusive``), which first cancels a pass that is
 waiting (for a dependency's health, say) so that ``down`` never waits behind a pass. A
-project's health checks run in their own task (``_health``): every due healthcheck is probed
+project's health checks run in their own task (``_health``), which sleeps while no container
+has a healthcheck: every due healthcheck is probed
 (``HealthWaiter.refresh``), a change is journaled, and a service that opts in with the label
 ``stackd.restart-on-unhealthy: "true"`` has an unhealthy container restarted. Verbs also cancel
 the health checks in flight and wait for them to end (the ``probing`` lock), so that no result
@@ -61,6 +62,7 @@ class _Project:
     passes: int = 0
     fresh: bool = False  # records are as the host is (no verb ran since the pass that read them)
     checked: bool = False  # some container of the latest pass has a healthcheck
+    checks: anyio.Event = field(default_factory=anyio.Event)  # set while ``checked`` (or stopping)
     stop: bool = False
     done: anyio.Event = field(default_factory=anyio.Event)  # set after every pass
 
@@ -158,6 +160,7 @@ class Reconciler:
             if state.probe_scope is not None:
                 state.probe_scope.cancel()
             state.wake.set()
+            state.checks.set()
 
     # ------------------------------------------------------------------ the workers
 
@@ -190,6 +193,7 @@ class Reconciler:
         if self.projects.get(state.name) is state:
             del self.projects[state.name]
         state.done.set()
+        state.checks.set()
 
     async def _one_pass(self, state: _Project, *, first: bool, deep: bool, table: bool) -> Outcome | None:
         async with state.lock:
@@ -216,6 +220,10 @@ class Reconciler:
             state.stack = outcome.desired.stack if outcome.desired is not None else None
             state.checked = state.stack is not None and any(
                 HealthSettings.of_container(state.stack, r) is not None for r in state.records)
+            if state.checked:
+                state.checks.set()
+            elif state.checks.is_set():
+                state.checks = anyio.Event()
             state.passes += 1
             state.fresh = outcome.plan is None
             if outcome.result is not None and outcome.result.ok:
@@ -225,6 +233,7 @@ class Reconciler:
     async def _health(self, state: _Project) -> None:
         """Probe due healthchecks of ``state``'s running containers (see the module docstring)."""
         while not state.stop:
+            await state.checks.wait()  # no ticking while no container has a healthcheck
             await anyio.sleep(self.settings.health_tick)
             desired = state.stack
             if desired is None:

@@ -56,7 +56,8 @@ class Database:
         self._lock = threading.RLock()
         self._depth = 0
         self._commits = 0  # transactions this object committed (see ``version``)
-        self._kept: dict[object, tuple[tuple[int, int], object]] = {}  # see ``_cached``
+        self._kept: dict[object, object] = {}  # see ``_cached``
+        self._kept_version: tuple[int, int] | None = None
         self._conn: sqlite3.Connection | None = None
         self._conn = self._open(timeout, migrations)
 
@@ -156,12 +157,16 @@ class Database:
         """``read()``, kept under ``key`` until the file may have changed (``version``): the
         daemon asks for the same rows on every pass. The result is shared: keep it unchanged."""
         with self._lock:
+            if self._depth:  # in a transaction: its own writes are not committed (nor counted) yet
+                return read()
             version = self.version()
-            kept = self._kept.get(key)
-            if kept is not None and kept[0] == version:
-                return cast(T, kept[1])
+            if version != self._kept_version:  # what was kept may be stale: keep none of it
+                self._kept.clear()
+                self._kept_version = version
+            if key in self._kept:
+                return cast(T, self._kept[key])
             value = read()
-            self._kept[key] = (version, value)
+            self._kept[key] = value
             return value
 
     def _undo(self, conn: sqlite3.Connection, savepoint: str | None) -> None:

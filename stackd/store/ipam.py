@@ -36,8 +36,11 @@ class IpamMethods(Database):
                     (subnet.network, dump_json(subnet.to_mapping())))
 
     def subnet(self, network: str) -> StoredSubnet | None:
-        row = self._read_one("SELECT network, record FROM subnets WHERE network = ?", (network,))
-        return None if row is None else _subnet(row["network"], row["record"])
+        def read() -> StoredSubnet | None:
+            row = self._read_one("SELECT network, record FROM subnets WHERE network = ?", (network,))
+            return None if row is None else _subnet(row["network"], row["record"])
+
+        return self._cached(("subnet", network), read)
 
     def subnets(self) -> dict[str, StoredSubnet]:
         """Every recorded subnet, of every project, by network name."""

@@ -46,10 +46,14 @@ class ResourceMethods(Database):
         """The resources of ``project`` (of one ``kind``), by kind and key."""
         if kind is not None:
             _check(kind)
-        rows = self._read("SELECT kind, project, key, name, config_hash FROM resources "
-                          "WHERE project = ? AND (? IS NULL OR kind = ?) ORDER BY kind, key",
-                          (project, kind, kind))
-        return [_resource(r) for r in rows]
+
+        def read() -> tuple[StoredResource, ...]:
+            rows = self._read("SELECT kind, project, key, name, config_hash FROM resources "
+                              "WHERE project = ? AND (? IS NULL OR kind = ?) ORDER BY kind, key",
+                              (project, kind, kind))
+            return tuple(_resource(r) for r in rows)
+
+        return list(self._cached(("resources", project, kind), read))
 
     def remove_resource(self, kind: ResourceKind, project: str, key: str) -> bool:
         """Forget a resource; whether it was recorded."""

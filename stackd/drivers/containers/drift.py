@@ -132,7 +132,7 @@ class DriftRepair:
         self._groups(stack, cg, work)
         infos = list(listing.infos(self.layout, project, self.infos))
         if self.states is not None:
-            runs = self.states.running()
+            runs = self.states.running({i.name for i in infos})
             running = [i for i in infos if i.name in runs]
         else:
             running = [i for i in infos if self._runs(cg, i.name)]

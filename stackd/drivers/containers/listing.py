@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,12 +52,13 @@ class InfoCache:
     def __init__(self) -> None:
         self._kept: dict[Path, tuple[tuple[int, int, int], ContainerInfo]] = {}
         self._listed: tuple[int, list[str]] | None = None  # the containers directory's time, entries
+        self._index: dict[str | None, list[str]] | None = None  # entries by kept project (None: unknown)
 
     def read(self, path: Path) -> ContainerInfo | None:
         try:
             st = os.stat(path)
         except FileNotFoundError:
-            self._kept.pop(path, None)
+            self._drop(path)
             return None
         except OSError:
             return read_info(path)  # says why
@@ -67,12 +68,29 @@ class InfoCache:
             return kept[1]
         info = read_info(path)
         if info is not None:
+            if kept is None or kept[1].project != info.project:
+                self._index = None
             self._kept[path] = (key, info)
         return info
+
+    def _drop(self, path: Path) -> None:
+        if self._kept.pop(path, None) is not None:
+            self._index = None
 
     def names(self) -> set[str]:
         """The containers whose record is kept (those that existed at the last ``infos``)."""
         return {path.parent.name for path in self._kept}
+
+    def candidates(self, entries: list[str], project: str) -> list[str]:
+        """Of ``entries`` (the last ``entries``), those that may be ``project``'s: kept as its,
+        or not kept at all (a record never changes project), in order."""
+        if self._index is None:
+            index: dict[str | None, list[str]] = {}
+            projects = {path.parent.name: kept[1].project for path, kept in self._kept.items()}
+            for entry in entries:
+                index.setdefault(projects.get(entry), []).append(entry)
+            self._index = index
+        return sorted(self._index.get(project, []) + self._index.get(None, []))
 
     def entries(self, folder: Path) -> list[str] | None:
         """The sorted entries of ``folder`` (the containers directory), listed again only when
@@ -82,16 +100,13 @@ class InfoCache:
             return None
         if stamp[1] or self._listed is None or self._listed[0] != stamp[0]:
             entries = sorted(os.listdir(folder))
+            if self._listed is None or self._listed[1] != entries:
+                self._index = None
             self._listed = (stamp[0], entries)
             present = set(entries)
             for path in [p for p in self._kept if p.parent.name not in present]:
-                self._kept.pop(path, None)
+                self._drop(path)
         return self._listed[1]
-
-    def of(self, path: Path) -> ContainerInfo | None:
-        """The record kept for ``path`` (without looking at the file)."""
-        kept = self._kept.get(path)
-        return kept[1] if kept is not None else None
 
 
 RECENT = 1.0
@@ -140,14 +155,16 @@ class RuntimeStates:
             return None
         return (*stamps, self._generation)
 
-    def get(self) -> dict[str, dict[str, Any]]:
-        """The runtime's state of each container, by id."""
+    def get(self, names: Collection[str] | None = None) -> dict[str, dict[str, Any]]:
+        """The runtime's state of each container, by id; ``names``: only those are asked about
+        (the processes of the others are not looked for)."""
         generation = self._generation
         stamp = self._stamp()
         kept = self._kept
         if stamp is not None and kept is not None and kept[0] == stamp and \
                 time.monotonic() - kept[1] < self._every and all(
-                    _alive(d.get("pid")) for d in kept[2].values() if d.get("status") in _RUNS):
+                    _alive(d.get("pid")) for name, d in kept[2].items()
+                    if d.get("status") in _RUNS and (names is None or name in names)):
             return kept[2]
         at = time.monotonic()
         states = {str(d.get("id")): d for d in self._runtime().list()}
@@ -155,9 +172,10 @@ class RuntimeStates:
             self._kept = (stamp, at, states)
         return states
 
-    def running(self) -> set[str]:
-        """The containers the runtime has running or paused (their process alive)."""
-        return {name for name, d in self.get().items() if d.get("status") in _RUNS and _alive(d.get("pid"))}
+    def running(self, names: Collection[str] | None = None) -> set[str]:
+        """The containers (of ``names``) the runtime has running or paused, their process alive."""
+        return {name for name, d in self.get(names).items() if d.get("status") in _RUNS and
+                (names is None or name in names) and _alive(d.get("pid"))}
 
 
 _RUNS = ("running", "paused")
@@ -190,12 +208,11 @@ def infos(layout: HostLayout, project: str | None = None,
         if found is None:
             return
         entries = found
+        if project is not None:
+            entries = cache.candidates(entries, project)
     read = cache.read if cache is not None else read_info
     for entry in entries:
         path = layout.container(entry).info
-        kept = cache.of(path) if cache is not None and project is not None else None
-        if kept is not None and kept.project != project:
-            continue
         try:
             info = read(path)
         except DriverError:

@@ -77,6 +77,7 @@ def test_the_list_is_asked_again_only_when_something_may_have_changed(tmp_path: 
         assert runtime.calls == 9
         sleeper.kill()
         sleeper.wait()
+        assert states.running({"b"}) == set() and runtime.calls == 9  # not asked about a's process
         assert states.running() == set()
         assert runtime.calls == 10  # the running process is gone
         aged = RuntimeStates(lambda: runtime, lambda: dirs, every=0.0)  # type: ignore[arg-type,return-value]

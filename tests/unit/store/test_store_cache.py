@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from stackd.store import Store, StoredContainer
+from stackd.store import Store, StoredContainer, StoredResource, StoredSubnet
 
 
 def _container(name: str) -> StoredContainer:
@@ -47,3 +47,44 @@ def test_container_rows_are_read_again_only_after_a_commit(tmp_path: Path,
     finally:
         store.close()
         other.close()
+
+
+def test_resources_and_subnets_are_kept_until_a_commit(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    store, other = Store(tmp_path / "s.db"), Store(tmp_path / "s.db")
+    reads: list[str] = []
+    real = store._read
+
+    def counting(sql: str, params: Sequence[Any] = ()) -> Any:
+        reads.append(sql)
+        return real(sql, params)
+
+    try:
+        store.put_resource(StoredResource("network", "demo", "default", "demo_default", "h1"))
+        store.put_subnet(StoredSubnet("demo_default", "10.89.0.0/24", "10.89.0.1", "10.89.0.0/24"))
+        monkeypatch.setattr(store, "_read", counting)
+        for _ in range(3):
+            assert [r.name for r in store.resources("demo", "network")] == ["demo_default"]
+            assert store.subnet("demo_default") is not None
+        assert len(reads) == 2
+        other.put_resource(StoredResource("network", "demo", "back", "demo_back", "h2"))
+        assert [r.key for r in store.resources("demo", "network")] == ["back", "default"]
+        other.remove_subnet("demo_default")
+        assert store.subnet("demo_default") is None
+    finally:
+        store.close()
+        other.close()
+
+
+def test_a_transaction_reads_its_own_writes(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    try:
+        assert store.resources("demo") == [] and store.subnet("demo_default") is None  # kept: empty
+        with store.transaction():
+            store.put_resource(StoredResource("volume", "demo", "data", "demo_data"))
+            store.put_subnet(StoredSubnet("demo_default", "10.89.0.0/24", "10.89.0.1", "10.89.0.0/24"))
+            assert [r.name for r in store.resources("demo")] == ["demo_data"]
+            assert store.subnet("demo_default") is not None
+        assert [r.name for r in store.resources("demo")] == ["demo_data"]
+    finally:
+        store.close()
