@@ -30,6 +30,7 @@ import uvicorn
 
 from stackd.daemon.api import make_app
 from stackd.daemon.manager import Manager
+from stackd.drivers.containers.drift import LimitWatch
 from stackd.drivers.containers.paths import DATA_ENV, DEFAULT_DATA_ROOT, DEFAULT_RUN_DIR, RUN_ENV
 from stackd.drivers.realhost import RealHost
 from stackd.drivers.watch import Changes, HostWatch, next_changes
@@ -131,10 +132,11 @@ class _Server(uvicorn.Server):
 
 
 def owners(reconciler: Reconciler, host: RealHost) -> dict[str, str]:
-    """Which kept project each of its containers, bridges, veths and nft table belongs to (by
-    host name), from what the latest passes saw and from the host's records of containers (one
-    that ``up`` just made, before a pass looked at it): host events about anything else
-    (another daemon's objects, links going away with a container being removed) wake nobody."""
+    """Which kept project each of its containers, bridges, veths, groups (as ``LimitWatch`` names
+    them) and nft table belongs to (by host name), from what the latest passes saw and from the
+    host's records of containers (one that ``up`` just made, before a pass looked at it): host
+    events about anything else (another daemon's objects, links going away with a container
+    being removed) wake nobody."""
     found: dict[str, str] = {}
     for info in host.container_infos():
         if info.project in reconciler.projects:
@@ -147,6 +149,7 @@ def owners(reconciler: Reconciler, host: RealHost) -> dict[str, str]:
             continue
         networks = {key: plan_names.network_name(stack, key) for key in plan_names.stack_networks(stack)}
         found.update({host.networks.bridge(n): project for n in networks.values()})
+        found.update({LimitWatch.group_key(project, group): project for group in stack.groups})
         for record in state.records:
             found[record.name] = project
             found.update({host.naming.veth(record.name, networks.get(key, key)): project
@@ -171,7 +174,7 @@ def trigger(reconciler: Reconciler, host: RealHost, changes: Changes) -> None:
     for name in changes.tables:
         if name in known:
             reconciler.trigger(known[name], table=True)
-    for name in changes.written:  # a cgroup limit written: the pass reads that container's again
+    for name in changes.written:  # a cgroup limit written: the pass reads that container's (group's) again
         if name in known:
             reconciler.trigger(known[name])
 

@@ -142,9 +142,14 @@ class CgroupDriver:
 
     # ------------------------------------------------------------------------------ observe
 
+    def group_dirs(self, project: str, group: str) -> tuple[Path, ...]:
+        """The directories of a group, one per hierarchy it is made in (whether or not they exist)."""
+        rel = self.group_path(project, group)
+        return tuple(_under(m, rel) for m in self._group_mounts())
+
     def read_group(self, project: str, group: str) -> GroupLimits | None:
         rel = self.group_path(project, group)
-        if not any(_under(m, rel).is_dir() for m in self._group_mounts()):
+        if not any(d.is_dir() for d in self.group_dirs(project, group)):
             return None
         files: dict[str, str] = {}
         for controller in self.controllers:

@@ -7,7 +7,9 @@ networks, subnets and leases, each container's ``container.json`` and OCI config
 limits of each group; the comparisons are in ``driftrules``):
 
 1. groups: a missing group cgroup is made again with its limits; edited limits are written back
-   (``CgroupDriver.read_group`` + ``cgroups.drift`` + ``CgroupDriver.ensure_group``);
+   (``CgroupDriver.read_group`` + ``cgroups.drift`` + ``CgroupDriver.ensure_group``); a group's
+   limits are read again only after a file of its directories was written (``GroupReads``), and
+   with ``table`` or ``deep``;
 2. with ``links`` (or ``table`` or ``deep``), bridges of the project's networks: missing, down,
    wrong address, ``route_localnet`` off -> ``links.ensure_bridge``;
 3. with ``links`` (or ``table`` or ``deep``), veths of running (or paused) containers: missing,
@@ -119,6 +121,7 @@ class DriftRepair:
         self.cgroups = cgroup_driver
         self._configs: dict[str, _Config] = {}
         self.limit_watch = LimitWatch()
+        self.groups = GroupReads(layout, cgroup_driver, self.limit_watch)
         self.infos = infos if infos is not None else listing.InfoCache()
         self.states = states
 
@@ -129,7 +132,7 @@ class DriftRepair:
         project = stack.name
         cg = self.cgroups()
         work = RepairPass()
-        self._groups(stack, cg, work)
+        self._groups(stack, cg, work, every=deep or table)
         infos = list(listing.infos(self.layout, project, self.infos))
         if self.states is not None:
             runs = self.states.running({i.name for i in infos})
@@ -150,14 +153,14 @@ class DriftRepair:
 
     # ------------------------------------------------------------------------------ groups
 
-    def _groups(self, stack: Stack, cg: cgroups.CgroupDriver, work: RepairPass) -> None:
+    def _groups(self, stack: Stack, cg: cgroups.CgroupDriver, work: RepairPass, *, every: bool) -> None:
         for res in self.store.resources(stack.name, "group"):
             wanted = self._group_limits(stack, res.key)
             if wanted is None:
                 continue
             resource = f"group:{res.key}"
             try:
-                found = cg.read_group(stack.name, res.key)
+                found = self.groups.found(stack.name, res.key, every=every)
             except DriverError as exc:
                 work.fail(resource, f"cannot read its limits: {exc}")
                 continue
@@ -175,12 +178,11 @@ class DriftRepair:
 
     def _group_limits(self, stack: Stack, group: str) -> cgroups.GroupLimits | None:
         """The limits the group was made with (its saved file), else the stack's."""
-        try:
-            saved = json.loads(self.layout.group_file(stack.name, group).read_bytes())
-            return cgroups.GroupLimits(**saved)
-        except (OSError, ValueError, TypeError):
-            declared = stack.groups.get(group)
-            return cgroups.GroupLimits.of(declared) if declared is not None else None
+        saved = self.groups.saved(stack.name, group)
+        if saved is not None:
+            return saved
+        declared = stack.groups.get(group)
+        return cgroups.GroupLimits.of(declared) if declared is not None else None
 
     # ------------------------------------------------------------------------------ links
 
@@ -364,11 +366,76 @@ class DriftRepair:
                 cgfs.write(folder / f.name, f.value)
 
 
+class GroupReads:
+    """What each group's cgroup holds (``read_group``) and the limits it was made with (its
+    saved file), kept while unchanged: the group's directories are watched for written files
+    (``LimitWatch``, under ``LimitWatch.group_key``) and looked up (a directory removed or made
+    again has another inode, or none), and the saved file is parsed again when its inode, time
+    or size changed. A group whose directories are not all there is not watched and is read on
+    every call. Drift repair and
+    the observation of a pass both ask; the first after a write reads again."""
+
+    def __init__(self, layout: HostLayout, cgroup_driver: Callable[[], cgroups.CgroupDriver],
+                 watch: LimitWatch) -> None:
+        self.layout, self.cgroups, self.watch = layout, cgroup_driver, watch
+        self._found: dict[str, tuple[tuple[int | None, ...], cgroups.GroupLimits]] = {}
+        self._saved: dict[str, tuple[tuple[int, int, int], cgroups.GroupLimits]] = {}
+
+    def found(self, project: str, group: str, *, every: bool = False) -> cgroups.GroupLimits | None:
+        """``read_group`` of the group (None: it does not exist); ``every``: read in any case."""
+        key = LimitWatch.group_key(project, group)
+        written = bool(self.watch.written({key}))
+        kept = self._found.get(key)
+        cg = self.cgroups()
+        dirs = cg.group_dirs(project, group)
+        # cgroupfs does not tell a watch that its directory went: the inodes say it
+        inodes = _inodes(dirs)
+        if kept is not None and not written and not every and self.watch.watched(key) and \
+                kept[0] == inodes:
+            return kept[1]
+        self.watch.forget({key})
+        self.watch.watch(key, list(dirs))  # watched before it is read: a write after the read is seen
+        found = cg.read_group(project, group)
+        if found is None:
+            self._found.pop(key, None)
+        else:
+            self._found[key] = (inodes, found)
+        return found
+
+    def saved(self, project: str, group: str) -> cgroups.GroupLimits | None:
+        """The limits the group was made with (None: no readable saved file)."""
+        key = LimitWatch.group_key(project, group)
+        path = self.layout.group_file(project, group)
+        try:
+            st = os.stat(path)
+        except OSError:
+            self._saved.pop(key, None)
+            return None
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        kept = self._saved.get(key)
+        if kept is not None and kept[0] == stamp:
+            return kept[1]
+        try:
+            limits = cgroups.GroupLimits(**json.loads(path.read_bytes()))
+        except (OSError, ValueError, TypeError):
+            return None
+        self._saved[key] = (stamp, limits)
+        return limits
+
+    def forget(self, project: str, group: str) -> None:
+        """The group is gone (removed by stackd)."""
+        key = LimitWatch.group_key(project, group)
+        self.watch.forget({key})
+        self._found.pop(key, None)
+        self._saved.pop(key, None)
+
+
 class LimitWatch:
-    """Which running containers had a limit file of their cgroup directories written since the
-    last look: inotify ``IN_MODIFY`` on each directory (a limit written by hand raises it; the
-    kernel's own accounting does not, and writes to ``cgroup.procs`` or ``tasks``, as an exec
-    into the container makes, are not limits), so that a pass reads again only their limits.
+    """Which running containers (and groups, see ``GroupReads``) had a limit file of their
+    cgroup directories written since the last look: inotify ``IN_MODIFY`` on each directory (a
+    limit written by hand raises it; the kernel's own accounting does not, and writes to
+    ``cgroup.procs`` or ``tasks``, as an exec into the container makes, are not limits), so
+    that a pass reads again only their limits.
     Without inotify, or after its queue overflowed, every container counts as written.
 
     The host watch waits on ``fileno()`` and calls ``collect`` to wake the passes of the
@@ -387,6 +454,11 @@ class LimitWatch:
 
     def fileno(self) -> int | None:
         return self._inotify.fd if self._inotify is not None else None
+
+    @staticmethod
+    def group_key(project: str, group: str) -> str:
+        """What a group is watched under (a container's name never has a slash)."""
+        return f"{project}/{group}"
 
     def watched(self, name: str) -> bool:
         return name in self._watches
@@ -462,6 +534,16 @@ class LimitWatch:
 
 
 _NOT_LIMITS = frozenset({"tasks", "notify_on_release"})
+
+
+def _inodes(dirs: tuple[Path, ...]) -> tuple[int | None, ...]:
+    out: list[int | None] = []
+    for d in dirs:
+        try:
+            out.append(os.stat(d).st_ino)
+        except OSError:
+            out.append(None)
+    return tuple(out)
 
 
 def _under(mount: Path, rel: str) -> Path:

@@ -29,6 +29,7 @@ from stackd import labels
 from stackd.drivers import cgroups
 from stackd.drivers.containers import dnsfiles, listing
 from stackd.drivers.containers.create import Parts
+from stackd.drivers.containers.drift import DriftRepair
 from stackd.drivers.containers.networks import Networks, write_in_place
 from stackd.drivers.containers.paths import HostLayout
 from stackd.drivers.fsutil import write_atomic
@@ -60,6 +61,7 @@ class StackResources:
     _lock: threading.Lock
     _cgroups: cgroups.CgroupDriver | None
     _refreshes: dict[str, _Refreshes]
+    drift_repair: DriftRepair
 
     def cgroups(self) -> cgroups.CgroupDriver:
         with self._lock:
@@ -127,6 +129,7 @@ class StackResources:
     def remove_group(self, project: str, group: str) -> None:
         cg = self.cgroups()
         cg.remove_group(project, group)
+        self.drift_repair.groups.forget(project, group)
         self.store.remove_resource("group", project, group)
         self.layout.group_file(project, group).unlink(missing_ok=True)
         if not cg.list_groups(project):
@@ -134,16 +137,13 @@ class StackResources:
 
     def list_groups(self, project: str) -> list[ResourceRecord]:
         cg = self.cgroups()
+        groups = self.drift_repair.groups
         out = []
         for res in self.store.resources(project, "group"):
-            observed = cg.read_group(project, res.key)
+            observed = groups.found(project, res.key)
             if observed is None:
                 continue
-            try:
-                saved = json.loads(self.layout.group_file(project, res.key).read_bytes())
-                wanted = cgroups.GroupLimits(**saved)
-            except (OSError, ValueError, TypeError):
-                wanted = None
+            wanted = groups.saved(project, res.key)
             same = wanted is not None and not cgroups.drift(wanted, observed, cg.page_size)
             out.append(ResourceRecord(res.key, res.name, res.config_hash if same else ""))
         return out

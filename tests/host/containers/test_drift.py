@@ -262,8 +262,25 @@ def test_limits_are_read_again_only_after_a_write_and_links_only_when_asked(
         reads.clear()
         return names
 
+    def group_reads() -> set[str]:
+        return {p.parent.name for p in reads if p.parent.name in ("background", "idle")}
+
     assert host.repair_drift(stack, links=False) == []
+    assert group_reads() == set()
     assert container_reads() == set() and looked == []
+    pids_file = next(d / "pids.max" for d in host.cgroups().group_dirs(lab.project, "background")
+                     if (d / "pids.max").exists())
+    pids_file.write_text("77")
+    done = host.repair_drift(stack, links=False)
+    assert [r.resource for r in done] == ["group:background"] and "77" in done[0].why
+    assert group_reads() == {"background"}
+    reads.clear()
+    groups = {"background", "default", "idle"}
+    assert {r.key for r in host.list_groups(lab.project)} == groups
+    assert group_reads() == {"background"}  # our write back, seen by the observation
+    reads.clear()
+    assert host.repair_drift(stack, links=False) == [] and group_reads() == set()
+    assert {r.key for r in host.list_groups(lab.project)} == groups and group_reads() == set()
     backing = host.cgroups().layout.backing("pids")
     assert backing is not None
     pids = backing[1] / lab.cgroup_root.lstrip("/") / lab.project / "background" / client / "pids.max"

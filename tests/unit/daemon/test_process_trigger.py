@@ -12,6 +12,7 @@ from typing import Any, cast
 import anyio
 
 from stackd.daemon.process import owners, trigger
+from stackd.drivers.containers.drift import LimitWatch
 from stackd.drivers.containers.info import Attachment, ContainerInfo
 from stackd.drivers.fakehost import FakeHost
 from stackd.drivers.host import ContainerRecord
@@ -87,6 +88,10 @@ def test_events_wake_only_the_project_they_concern(tmp_path: Path) -> None:
             s.wake, s.table = anyio.Event(), False
         trigger(reconciler, host, Changes(written=frozenset({"bbb-web-1", "zzz-web-1"})))
         assert _woken(reconciler) == {"bbb": (False, False)}  # a limit written: a cheap pass
+        reconciler.projects["bbb"].wake = anyio.Event()
+        trigger(reconciler, host, Changes(written=frozenset({LimitWatch.group_key("aaa", "default"),
+                                                             LimitWatch.group_key("zzz", "default")})))
+        assert _woken(reconciler) == {"aaa": (False, False)}  # a group's limit, the same
         trigger(reconciler, host, Changes(lost=True))
         assert set(_woken(reconciler)) == {"aaa", "bbb"}
 
