@@ -28,7 +28,7 @@ import dataclasses
 import hashlib
 import itertools
 import threading
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -418,6 +418,10 @@ class FakeHost:
             return script.pop(0) if len(script) > 1 else script[0]
 
     # ------------------------------------------------------------------------------ drift
+
+    def stamp(self, project: str) -> Hashable | None:
+        """None (a fake host cannot tell): every pass is a whole one."""
+        return None
 
     def repair_drift(self, stack: Stack, *, deep: bool = False, table: bool = False,
                      links: bool = True) -> list[Repair]:

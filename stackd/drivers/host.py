@@ -18,7 +18,7 @@ it did, one ``Repair`` each.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -187,6 +187,13 @@ class HostDriver(Protocol):
         ...
 
     # drift -------------------------------------------------------------------------------------
+    def stamp(self, project: str) -> Hashable | None:
+        """A cheap value that changes whenever what a pass of ``project`` would observe or repair
+        may have changed, except its links and nft table (whose changes the host reports as
+        events); None when it cannot tell. The reconciler's periodic look compares it with that
+        of its last quiet pass, and does the whole pass only when it differs."""
+        ...
+
     def repair_drift(self, stack: Stack, *, deep: bool = False, table: bool = False,
                      links: bool = True) -> list[Repair]:
         """Put back what was changed behind stackd's back on the host objects of the applied

@@ -35,7 +35,7 @@ import importlib
 import json
 import os
 import threading
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from datetime import UTC, datetime
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -62,6 +62,7 @@ from stackd.drivers.monitor import exec_in as monitor_exec
 from stackd.drivers.monitor.exec import EXEC_TIMEOUT
 from stackd.drivers.monitor.monitor import read_exit_code
 from stackd.drivers.network.ipam import DEFAULT_POOL
+from stackd.drivers.network.links import read_sysctl
 from stackd.drivers.network.names import DEFAULT as DEFAULT_NAMING
 from stackd.drivers.network.names import Naming
 from stackd.drivers.runtime import (
@@ -366,6 +367,39 @@ class RealHost(StackResources):
         return driver.stats(driver.group_path(project, group))
 
     # ------------------------------------------------------------------------------ drift
+
+    def stamp(self, project: str) -> Hashable | None:
+        """What a pass of ``project`` looks at, in a few stats and reads: the store's version;
+        the runtime's and conmon's directories and this driver's changes (``RuntimeStates``);
+        the runtime's list, asked again when a process of the project's running containers is
+        gone (or its list is old); no limit written in their cgroups
+        or its groups' (``LimitWatch``); the inodes of its groups' directories; the image
+        index; the volumes directory; ``ip_forward``. Links and nft tables are not in it: their
+        changes come as events. None: something changed too recently to tell, or a limit was
+        written."""
+        runtime = self._states.stamp()
+        if runtime is None:
+            return None
+        names = {name for name, kept in list(self._records.items()) if kept[2].project == project}
+        self._states.get(names)  # the runtime is asked again when a process of these is gone
+        groups = [res.key for res in self.store.resources(project, "group")]
+        watch = self.drift_repair.limit_watch
+        if watch.pending(names | {watch.group_key(project, g) for g in groups}):
+            return None
+        volumes = listing.dir_stamp(self.parts.volumes.root)
+        if volumes is not None and volumes[1]:
+            return None
+        try:
+            st = os.stat(self.parts.images.index_path)
+            index: tuple[int, int, int] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except OSError:
+            index = None
+        try:
+            forward: str | None = read_sysctl("net.ipv4.ip_forward")
+        except DriverError:
+            forward = None
+        return (self.store.version(), runtime, self._states.lists, tuple(sorted(names)),
+                tuple(self.drift_repair.groups.dirs(project, g) for g in groups), index, volumes, forward)
 
     def repair_drift(self, stack: Stack, *, deep: bool = False, table: bool = False,
                      links: bool = True) -> list[Repair]:

@@ -176,6 +176,7 @@ class Reconciler:
                 await state.wake.wait()
             if state.stop:
                 break
+            periodic = not state.wake.is_set() and wake_at is None  # nobody asked, no restart due
             state.wake = anyio.Event()
             now = self.clock.now()
             deep = state.deep or now - last_deep >= self.settings.deep_every
@@ -183,7 +184,7 @@ class Reconciler:
             state.deep = state.table = False
             last_deep = now if deep else last_deep
             last_table = now if table else last_table
-            outcome = await self._one_pass(state, first=first, deep=deep, table=table)
+            outcome = await self._one_pass(state, first=first, deep=deep, table=table, periodic=periodic)
             first = False
             wake_at = outcome.wake_at if outcome is not None else None
             if outcome is not None and outcome.desired is None:
@@ -195,13 +196,14 @@ class Reconciler:
         state.done.set()
         state.checks.set()
 
-    async def _one_pass(self, state: _Project, *, first: bool, deep: bool, table: bool) -> Outcome | None:
+    async def _one_pass(self, state: _Project, *, first: bool, deep: bool, table: bool,
+                        periodic: bool = False) -> Outcome | None:
         async with state.lock:
             with anyio.CancelScope() as scope:
                 state.scope = scope
                 try:
                     outcome = await run_pass(self._ctx, state.name, state.tracker, first=first, deep=deep,
-                                             table=table)
+                                             table=table, periodic=periodic)
                 except Exception as exc:  # one project's trouble is journaled, never spreads
                     text = str(exc) or type(exc).__name__
                     if text != state.last_error:
@@ -216,6 +218,9 @@ class Reconciler:
                 state.wake.set()  # preempted by a verb: look again once it is done
                 return None
             state.last_error = ""
+            state.passes += 1
+            if outcome.skipped:  # the host is as the latest quiet pass saw it: its records stand
+                return outcome
             state.records = outcome.records
             state.stack = outcome.desired.stack if outcome.desired is not None else None
             state.checked = state.stack is not None and any(
@@ -224,7 +229,6 @@ class Reconciler:
                 state.checks.set()
             elif state.checks.is_set():
                 state.checks = anyio.Event()
-            state.passes += 1
             state.fresh = outcome.plan is None
             if outcome.result is not None and outcome.result.ok:
                 state.wake.set()  # look again at what the plan made (after a failure: at the resync)

@@ -9,11 +9,17 @@ brings back what is missing (a container removed behind stackd's back, a group, 
 waits for ``depends_on`` conditions before every start, restarts included. It returns when the
 next pass is due for a waiting restart. Every decision is the planner's or the policy's; this
 module only wires them to the host and the store.
+
+A periodic pass (the resync's: nothing asked for it) first takes the host's stamp
+(``HostDriver.stamp``: the store's version, the runtime's and conmon's directories, the running
+processes, limit writes, group directories, images, volumes, ``ip_forward``). When the stamp and
+the revision are those the latest quiet pass took before it looked, it stops there. Any other
+pass, and every pass with a table or deep check, looks at everything.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -61,8 +67,18 @@ class PassContext:
     settings: Settings
     limiter: anyio.CapacityLimiter
     desired: dict[str, Desired] = field(default_factory=dict)  # parsed revisions, per project
-    quiet: dict[str, tuple[int, Observed]] = field(default_factory=dict)
-    """Per project: the revision and the host as a pass saw them when its plan was empty."""
+    quiet: dict[str, Quiet] = field(default_factory=dict)
+    """Per project: what its latest quiet pass saw (see ``Quiet``)."""
+
+
+@dataclass(frozen=True)
+class Quiet:
+    """A pass that found nothing to do: no restart decided or waiting, no drift, an empty plan.
+    ``stamp``: the host's stamp taken before it looked (``HostDriver.stamp``; None: none)."""
+
+    revision: int
+    observed: Observed
+    stamp: Hashable | None
 
 
 @dataclass
@@ -76,6 +92,9 @@ class Outcome:
     result: Result | None = None
     wake_at: float | None = None
     restarts: RestartPlan = field(default_factory=RestartPlan)
+    skipped: bool = False
+    """A periodic look that found the host's stamp as the latest quiet pass left it: nothing was
+    looked at again (``records`` is empty: those of that pass stand)."""
 
 
 async def load_desired(store: Store, project: str, cache: dict[str, Desired] | None = None) -> Desired | None:
@@ -97,14 +116,28 @@ async def load_desired(store: Store, project: str, cache: dict[str, Desired] | N
 
 
 async def run_pass(ctx: PassContext, project: str, tracker: Tracker, *, first: bool, deep: bool,
-                   table: bool = False,
+                   table: bool = False, periodic: bool = False,
                    progress: Callable[[object], None] | None = None) -> Outcome:
+    """One pass (see the module docstring). ``periodic``: the resync's, asked for by nobody; it
+    stops at the host's stamp when that is what the latest quiet pass left (never the first
+    pass, nor one with ``table`` or ``deep``: those look at everything)."""
+    quiet = ctx.quiet.get(project)
+    if periodic and not (first or deep or table) and quiet is not None and quiet.stamp is not None:
+        revision, stamp = await anyio.to_thread.run_sync(
+            lambda: (ctx.store.latest_revision(project), ctx.host.stamp(project)))
+        kept = ctx.desired.get(project)
+        if (revision, stamp) == (quiet.revision, quiet.stamp) and kept is not None and \
+                kept.revision == revision:
+            return Outcome(kept, [], skipped=True)
+    ctx.quiet.pop(project, None)  # put back only by a pass that ends quiet
     desired = await load_desired(ctx.store, project, ctx.desired)
     if desired is None:
         return Outcome(None, [])
     stack = desired.stack
-    records = [r for r in await anyio.to_thread.run_sync(ctx.host.list_containers, project)
-               if r.project == project]
+    # the stamp before the look: whatever changes after it changes the stamp too
+    stamp, listed = await anyio.to_thread.run_sync(
+        lambda: (ctx.host.stamp(project), ctx.host.list_containers(project)))
+    records = [r for r in listed if r.project == project]
     stored = {c.name: c for c in await anyio.to_thread.run_sync(ctx.store.containers, project)}
     for record, kind, message in tracker.look(records):
         await ctx.journal.say(project, f"service:{record.service}:{record.number}", kind, message,
@@ -123,16 +156,19 @@ async def run_pass(ctx: PassContext, project: str, tracker: Tracker, *, first: b
     observed = await anyio.to_thread.run_sync(
         lambda: observe(project, ctx.host, images=refs, records=records))
     outcome = Outcome(desired, records, wake_at=decided.wake_at, restarts=decided)
-    if not decided.now and ctx.quiet.get(project) == (desired.revision, observed):
-        return outcome  # the same host and the same revision as when nothing was to do
+    calm = not decided.now and not decided.later and not repairs
+    if not decided.now and quiet is not None and \
+            (quiet.revision, quiet.observed) == (desired.revision, observed):
+        # the same host and the same revision as when nothing was to do
+        ctx.quiet[project] = Quiet(desired.revision, observed, stamp if calm else None)
+        return outcome
     options = replace(desired.options, restartable=frozenset(decided.now))
     # off the event loop: with hundreds of services planning takes long enough to delay answers
     the_plan = await anyio.to_thread.run_sync(lambda: plan(stack, observed, options))
     if the_plan.empty:
         if not decided.now:
-            ctx.quiet[project] = (desired.revision, observed)
+            ctx.quiet[project] = Quiet(desired.revision, observed, stamp if calm else None)
         return outcome
-    ctx.quiet.pop(project, None)
     by_name = {r.name: r for r in records}
     for name, attempt in decided.now.items():
         await anyio.to_thread.run_sync(_set_restarts, ctx.store, by_name[name], attempt, None)

@@ -422,6 +422,10 @@ class GroupReads:
         self._saved[key] = (stamp, limits)
         return limits
 
+    def dirs(self, project: str, group: str) -> tuple[int | None, ...]:
+        """The inodes of the group's directories (None for one that is not there)."""
+        return _inodes(self.cgroups().group_dirs(project, group))
+
     def forget(self, project: str, group: str) -> None:
         """The group is gone (removed by stackd)."""
         key = LimitWatch.group_key(project, group)
@@ -516,6 +520,13 @@ class LimitWatch:
                 found |= set(self._watches)
             self._pending |= found
             return None if lost else found
+
+    def pending(self, names: set[str]) -> bool:
+        """Whether some of ``names`` were written since they were last asked for (``written``),
+        without taking them."""
+        self.collect()
+        with self._lock:
+            return not self._pending.isdisjoint(names)
 
     def written(self, names: set[str]) -> set[str]:
         """Which of ``names`` were written since they were last asked for (the others' stay

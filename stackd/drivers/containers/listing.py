@@ -141,13 +141,14 @@ class RuntimeStates:
                  every: float = RELIST_EVERY) -> None:
         self._runtime, self._dirs, self._every = runtime, dirs, every
         self._generation = 0
+        self.lists = 0  # how many times the runtime was asked
         self._kept: tuple[tuple[object, ...], float, dict[str, dict[str, Any]]] | None = None
 
     def forget(self) -> None:
         self._generation += 1
         self._kept = None
 
-    def _stamp(self) -> tuple[object, ...] | None:
+    def stamp(self) -> tuple[object, ...] | None:
         """The directories' times and this host's changes; None while a directory changed too
         recently to trust its time (file times are as coarse as the kernel's clock tick)."""
         stamps = [dir_stamp(d) for d in self._dirs()]
@@ -159,7 +160,7 @@ class RuntimeStates:
         """The runtime's state of each container, by id; ``names``: only those are asked about
         (the processes of the others are not looked for)."""
         generation = self._generation
-        stamp = self._stamp()
+        stamp = self.stamp()
         kept = self._kept
         if stamp is not None and kept is not None and kept[0] == stamp and \
                 time.monotonic() - kept[1] < self._every and all(
@@ -168,6 +169,7 @@ class RuntimeStates:
             return kept[2]
         at = time.monotonic()
         states = {str(d.get("id")): d for d in self._runtime().list()}
+        self.lists += 1
         if stamp is not None and self._generation == generation:
             self._kept = (stamp, at, states)
         return states

@@ -24,7 +24,7 @@ from typing import Literal
 from stackd.drivers.network.errors import classify
 from stackd.drivers.network.names import Naming
 from stackd.drivers.network.nft import NatTable, delete_script, normalize_listing, render_table
-from stackd.errors import PermanentDriverError
+from stackd.errors import DriverError, PermanentDriverError
 
 NFT = "nft"
 TIMEOUT = 30.0
@@ -71,11 +71,19 @@ def list_tables(naming: Naming, *, nft: str = NFT) -> tuple[str, ...]:
 
 
 def table_listing(name: str, *, nft: str = NFT) -> str | None:
-    """``nft list table ip <name>``, or None when there is no such table."""
-    listing = _run(["list", "tables", "ip"], "list nftables tables", nft=nft)
-    if name not in parse_tables(listing):
-        return None
-    return _run(["list", "table", "ip", name], f"list nftables table {name}", nft=nft)
+    """``nft list table ip <name>``, or None when there is no such table (nft says "No such
+    file or directory": one run, where listing the tables first would cost another that grows
+    with every table on the host)."""
+    try:
+        return _run(["list", "table", "ip", name], f"list nftables table {name}", nft=nft)
+    except DriverError as exc:
+        failed = exc.__cause__
+        if isinstance(failed, subprocess.CalledProcessError) and _NO_SUCH in (failed.stderr or ""):
+            return None
+        raise
+
+
+_NO_SUCH = "No such file or directory"
 
 
 def compare(table: NatTable, listing: str | None) -> TableStatus:

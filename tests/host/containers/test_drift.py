@@ -23,6 +23,7 @@ from stackd.drivers.host import Repair
 from stackd.drivers.network import links, nftables
 from stackd.drivers.realhost import RealHost
 from stackd.spec.models import Stack
+from stackd.store import StoredResource
 from tests.host.containers.conftest import Lab
 from tests.host.containers.support import IMAGE, NAMING
 from tests.host.containers.test_realhost import create, prepare, run
@@ -292,3 +293,52 @@ def test_limits_are_read_again_only_after_a_write_and_links_only_when_asked(
     assert host.repair_drift(stack, links=False) == [] and container_reads() == set()
     assert host.repair_drift(stack, table=True) == []  # a full check reads every one, and the links
     assert len(container_reads()) == 2 and len(looked) == 1
+
+
+def test_the_stamp_changes_with_what_a_pass_looks_at(lab: Lab) -> None:
+    """``stamp``: the same while nothing changes; different (or None) after a container's
+    process is killed, a limit of a container or group is written, a group's directory is
+    removed, the store or the image index changes; back to steady after a look."""
+    host = lab.host
+    stack, server, client = up(lab)
+
+    def steady() -> object:
+        """The stamp once passes have looked and it can tell (a directory just changed is
+        trusted after a second; a write back of a repair is read by the next pass)."""
+        deadline = time.monotonic() + 5
+        while True:
+            host.list_containers(lab.project)
+            host.repair_drift(stack, links=False)
+            first = host.stamp(lab.project)
+            if first is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert first is not None and host.stamp(lab.project) == first
+        return first
+
+    stamp = steady()
+    host.store.put_resource(StoredResource("volume", "stkx", "data", "stkx_data"))  # any store write
+    assert host.stamp(lab.project) != stamp
+    host.store.remove_resource("volume", "stkx", "data")
+    stamp = steady()
+    backing = host.cgroups().layout.backing("pids")
+    assert backing is not None
+    pids = backing[1] / lab.cgroup_root.lstrip("/") / lab.project / "background" / client / "pids.max"
+    pids.write_text("77")
+    assert host.stamp(lab.project) is None  # a limit written: the pass must read it
+    stamp = steady()
+    group = next(d for d in host.cgroups().group_dirs(lab.project, "idle") if d.is_dir())
+    os.rmdir(group)
+    assert host.stamp(lab.project) != stamp
+    stamp = steady()
+    index = host.parts.images.index_path
+    os.utime(index, ns=(index.stat().st_atime_ns, index.stat().st_mtime_ns + 1000))
+    assert host.stamp(lab.project) != stamp
+    stamp = steady()
+    record = next(r for r in host.list_containers(lab.project) if r.name == server)
+    assert record.pid is not None
+    os.kill(record.pid, 9)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and host.stamp(lab.project) == stamp:
+        time.sleep(0.02)
+    assert host.stamp(lab.project) != stamp  # the process is gone (and conmon's exit file came)

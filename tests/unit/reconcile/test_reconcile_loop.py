@@ -313,3 +313,54 @@ def test_no_health_rounds_run_while_no_container_has_a_healthcheck(world: World,
         assert not [t for t in anyio.get_running_tasks() if t.name and t.name.startswith("health ")]
 
     world.run(body)
+
+
+class StampedHost(FakeHost):
+    """A fake host whose stamp the test sets (None: it cannot tell)."""
+
+    mark: object = 1
+
+    def stamp(self, project: str) -> object:
+        return self.mark
+
+
+def test_a_periodic_pass_stops_at_an_unchanged_stamp(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    world.host = StampedHost(images={"web:1": "i-web", "db:1": "i-db"}, log_dir=tmp_path)
+    world.rec = Reconciler(world.host, world.store, settings=Settings(resync=0.05, table_every=60,
+                                                                      deep_every=60, wait_timeout=5.0))
+    world.manager = Manager(world.host, world.store, world.rec)
+    host = world.host
+
+    def looks() -> int:
+        return host.calls_of("list_containers").count("demo")
+
+    async def body(w: World) -> None:
+        await w.manager.up(stack_of(w.tmp, text=STACK.replace("restart: \"no\"", "restart: always")),
+                           UpOptions())
+        await anyio.sleep(0.2)
+        state = w.rec.projects["demo"]
+        before, passes = looks(), state.passes
+        await anyio.sleep(0.3)  # periodic passes: the stamp is as the last quiet pass saw it
+        assert state.passes >= passes + 4 and looks() == before
+        assert state.records  # what was seen stands
+        host.mark = 2  # something changed on the host: the next periodic pass looks
+        await w.until(lambda: looks() > before, "a whole pass")
+        before = looks()
+        await anyio.sleep(0.3)
+        assert looks() == before
+        w.rec.trigger("demo", table=True)  # as a link event asks: a table check looks at everything
+        await w.until(lambda: looks() > before, "a table check")
+        await anyio.sleep(0.1)
+        before = looks()
+        host.mark = None  # a host that cannot tell: every pass looks
+        await w.until(lambda: looks() >= before + 3, "whole passes")
+        host.mark = 3
+        await anyio.sleep(0.1)
+        before = looks()
+        w.host.kill_container("demo-web-1", "SIGKILL")
+        w.rec.trigger("demo")  # what the host watch does on an exit: a pass asked for looks
+        await w.until(lambda: w.state("demo-web-1") == "running", "web restarted")
+        assert looks() > before
+
+    world.run(body)
