@@ -371,12 +371,12 @@ class RealHost(StackResources):
     def stamp(self, project: str) -> Hashable | None:
         """What a pass of ``project`` looks at, in a few stats and reads: the store's version;
         the runtime's and conmon's directories and this driver's changes (``RuntimeStates``);
-        the runtime's list, asked again when a process of the project's running containers is
-        gone (or its list is old); no limit written in their cgroups
-        or its groups' (``LimitWatch``); the inodes of its groups' directories; the image
-        index; the volumes directory; ``ip_forward``. Links and nft tables are not in it: their
-        changes come as events. None: something changed too recently to tell, or a limit was
-        written."""
+        the runtime's list (its version: it changes when the list does), asked again when a
+        process of the project's running containers is gone (or its list is old); no limit
+        written in their cgroups or its groups' (``LimitWatch``); the inodes of its groups'
+        directories; the image index; the volumes directory; ``ip_forward``. Links and nft
+        tables are not in it: their changes come as events. None: something changed too
+        recently to tell, or a limit was written."""
         runtime = self._states.stamp()
         if runtime is None:
             return None
@@ -398,7 +398,7 @@ class RealHost(StackResources):
             forward: str | None = read_sysctl("net.ipv4.ip_forward")
         except DriverError:
             forward = None
-        return (self.store.version(), runtime, self._states.lists, tuple(sorted(names)),
+        return (self.store.version(), runtime, self._states.version, tuple(sorted(names)),
                 tuple(self.drift_repair.groups.dirs(project, g) for g in groups), index, volumes, forward)
 
     def repair_drift(self, stack: Stack, *, deep: bool = False, table: bool = False,

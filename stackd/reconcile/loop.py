@@ -1,11 +1,16 @@
 """``Reconciler``: keeps every project applied through the daemon as its latest revision says.
 
 Level-triggered: each kept project has a worker that runs a pass (``passes.run_pass``) whenever
-it is woken and at least every ``Settings.resync`` seconds, and sooner when a restart waits for
-its backoff. Wake-ups coalesce: any number of triggers while a pass runs make one more pass.
-Triggers come from the host (``HostWatch``: a container's exit file written, a stackd link
-changed, a stackd nft table changed; those concern one project or, when it cannot be told,
-all), from the daemon's API (a new revision, a verb done) and from the periodic resync. Each
+it is woken, and sooner when a restart waits for its backoff. Wake-ups coalesce: any number of
+triggers while a pass runs make one more pass. Triggers come from the host (``HostWatch``: a
+container's exit file written, a stackd link changed, a stackd nft table changed, a cgroup limit
+written; those concern one project or, when it cannot be told, all), from the daemon's API (a
+new revision, a verb done) and from the periodic resync. The resync runs every
+``Settings.resync`` seconds: a project whose latest pass found nothing to do ("settled") is
+looked at through the host's stamp (``HostDriver.stamp``, all settled projects in one worker
+call: ``passes.changed``) and woken when it moved; any other project runs a whole pass; and
+every project runs one with the table check every ``table_every`` seconds (and the deep one
+every ``deep_every``), whatever its stamp says. Each
 project has its own worker, lock and error handling: a pass that fails is journaled and retried
 on the next wake-up, and never holds another project back.
 
@@ -38,7 +43,7 @@ from stackd.execute.health import HealthSettings
 from stackd.observe import observe
 from stackd.plan.lifecycle import plan_restart
 from stackd.reconcile.journal import Journal, Tracker
-from stackd.reconcile.passes import Outcome, PassContext, Settings, run_pass
+from stackd.reconcile.passes import Outcome, PassContext, Settings, changed, run_pass
 from stackd.spec.models import Stack
 from stackd.store import Store
 
@@ -62,6 +67,7 @@ class _Project:
     passes: int = 0
     fresh: bool = False  # records are as the host is (no verb ran since the pass that read them)
     checked: bool = False  # some container of the latest pass has a healthcheck
+    settled: bool = False  # the latest pass was quiet: the resync looks at the host's stamp instead
     checks: anyio.Event = field(default_factory=anyio.Event)  # set while ``checked`` (or stopping)
     stop: bool = False
     done: anyio.Event = field(default_factory=anyio.Event)  # set after every pass
@@ -91,6 +97,7 @@ class Reconciler:
             self._tg = tg
             for project in await anyio.to_thread.run_sync(self.store.stack_projects):
                 self.keep(project)
+            tg.start_soon(self._resync, name="resync")
             task_status.started()
             await anyio.sleep_forever()
 
@@ -170,13 +177,16 @@ class Reconciler:
         wake_at: float | None = None
         while not state.stop:
             timeout = self.settings.resync
+            if state.settled:  # the resync wakes it when the stamp moves; else the next check is due
+                now = self.clock.now()
+                timeout = max(0.0, min(last_table + self.settings.table_every,
+                                       last_deep + self.settings.deep_every) - now)
             if wake_at is not None:
                 timeout = max(0.0, min(timeout, wake_at - self.clock.wall().timestamp()))
             with anyio.move_on_after(timeout):
                 await state.wake.wait()
             if state.stop:
                 break
-            periodic = not state.wake.is_set() and wake_at is None  # nobody asked, no restart due
             state.wake = anyio.Event()
             now = self.clock.now()
             deep = state.deep or now - last_deep >= self.settings.deep_every
@@ -184,7 +194,7 @@ class Reconciler:
             state.deep = state.table = False
             last_deep = now if deep else last_deep
             last_table = now if table else last_table
-            outcome = await self._one_pass(state, first=first, deep=deep, table=table, periodic=periodic)
+            outcome = await self._one_pass(state, first=first, deep=deep, table=table)
             first = False
             wake_at = outcome.wake_at if outcome is not None else None
             if outcome is not None and outcome.desired is None:
@@ -196,14 +206,14 @@ class Reconciler:
         state.done.set()
         state.checks.set()
 
-    async def _one_pass(self, state: _Project, *, first: bool, deep: bool, table: bool,
-                        periodic: bool = False) -> Outcome | None:
+    async def _one_pass(self, state: _Project, *, first: bool, deep: bool, table: bool) -> Outcome | None:
         async with state.lock:
+            state.settled = False
             with anyio.CancelScope() as scope:
                 state.scope = scope
                 try:
                     outcome = await run_pass(self._ctx, state.name, state.tracker, first=first, deep=deep,
-                                             table=table, periodic=periodic)
+                                             table=table)
                 except Exception as exc:  # one project's trouble is journaled, never spreads
                     text = str(exc) or type(exc).__name__
                     if text != state.last_error:
@@ -219,8 +229,8 @@ class Reconciler:
                 return None
             state.last_error = ""
             state.passes += 1
-            if outcome.skipped:  # the host is as the latest quiet pass saw it: its records stand
-                return outcome
+            quiet = self._ctx.quiet.get(state.name)
+            state.settled = quiet is not None and quiet.stamp is not None and outcome.wake_at is None
             state.records = outcome.records
             state.stack = outcome.desired.stack if outcome.desired is not None else None
             state.checked = state.stack is not None and any(
@@ -233,6 +243,19 @@ class Reconciler:
             if outcome.result is not None and outcome.result.ok:
                 state.wake.set()  # look again at what the plan made (after a failure: at the resync)
             return outcome
+
+    async def _resync(self) -> None:
+        """Every ``resync`` seconds, wake the settled projects whose host stamp or revision moved
+        since their latest quiet pass (one look at all of them in one worker call)."""
+        while True:
+            await anyio.sleep(self.settings.resync)
+            settled = [s.name for s in self.projects.values() if s.settled and not s.stop]
+            if not settled:
+                continue
+            for project in await anyio.to_thread.run_sync(changed, self._ctx, settled):
+                state = self.projects.get(project)
+                if state is not None and state.settled:  # (a pass since has looked anyway)
+                    self.trigger(project)
 
     async def _health(self, state: _Project) -> None:
         """Probe due healthchecks of ``state``'s running containers (see the module docstring)."""

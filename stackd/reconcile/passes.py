@@ -10,11 +10,11 @@ waits for ``depends_on`` conditions before every start, restarts included. It re
 next pass is due for a waiting restart. Every decision is the planner's or the policy's; this
 module only wires them to the host and the store.
 
-A periodic pass (the resync's: nothing asked for it) first takes the host's stamp
-(``HostDriver.stamp``: the store's version, the runtime's and conmon's directories, the running
-processes, limit writes, group directories, images, volumes, ``ip_forward``). When the stamp and
-the revision are those the latest quiet pass took before it looked, it stops there. Any other
-pass, and every pass with a table or deep check, looks at everything.
+Before it looks, a pass takes the host's stamp (``HostDriver.stamp``: the store's version, the
+runtime's and conmon's directories, the running processes, limit writes, group directories,
+images, volumes, ``ip_forward``). A pass that finds nothing to do (no restart decided or
+waiting, no drift, an empty plan) leaves it with the revision in ``PassContext.quiet``: the
+reconciler's resync compares the host's stamp with it (``changed``) instead of running the pass.
 """
 
 from __future__ import annotations
@@ -92,9 +92,6 @@ class Outcome:
     result: Result | None = None
     wake_at: float | None = None
     restarts: RestartPlan = field(default_factory=RestartPlan)
-    skipped: bool = False
-    """A periodic look that found the host's stamp as the latest quiet pass left it: nothing was
-    looked at again (``records`` is empty: those of that pass stand)."""
 
 
 async def load_desired(store: Store, project: str, cache: dict[str, Desired] | None = None) -> Desired | None:
@@ -116,19 +113,10 @@ async def load_desired(store: Store, project: str, cache: dict[str, Desired] | N
 
 
 async def run_pass(ctx: PassContext, project: str, tracker: Tracker, *, first: bool, deep: bool,
-                   table: bool = False, periodic: bool = False,
+                   table: bool = False,
                    progress: Callable[[object], None] | None = None) -> Outcome:
-    """One pass (see the module docstring). ``periodic``: the resync's, asked for by nobody; it
-    stops at the host's stamp when that is what the latest quiet pass left (never the first
-    pass, nor one with ``table`` or ``deep``: those look at everything)."""
+    """One pass (see the module docstring); a quiet one leaves ``ctx.quiet[project]``."""
     quiet = ctx.quiet.get(project)
-    if periodic and not (first or deep or table) and quiet is not None and quiet.stamp is not None:
-        revision, stamp = await anyio.to_thread.run_sync(
-            lambda: (ctx.store.latest_revision(project), ctx.host.stamp(project)))
-        kept = ctx.desired.get(project)
-        if (revision, stamp) == (quiet.revision, quiet.stamp) and kept is not None and \
-                kept.revision == revision:
-            return Outcome(kept, [], skipped=True)
     ctx.quiet.pop(project, None)  # put back only by a pass that ends quiet
     desired = await load_desired(ctx.store, project, ctx.desired)
     if desired is None:
@@ -204,6 +192,21 @@ async def _note_decisions(ctx: PassContext, project: str, records: list[Containe
         tracker.gave_up.add(name)
         record = by_name[name]
         await ctx.journal.say(project, f"service:{record.service}:{record.number}", "gave-up", why, name=name)
+
+
+def changed(ctx: PassContext, projects: list[str]) -> list[str]:
+    """Of ``projects``, those whose revision or host stamp is not what their latest quiet pass
+    left (all of them when there was none, or the host cannot tell). Blocking."""
+    out = []
+    for project in projects:
+        quiet = ctx.quiet.get(project)
+        try:
+            now = (ctx.store.latest_revision(project), ctx.host.stamp(project))
+        except Exception:  # whatever it is, the pass finds it and says so
+            now = None
+        if quiet is None or quiet.stamp is None or now != (quiet.revision, quiet.stamp):
+            out.append(project)
+    return out
 
 
 def ensure_stored(store: Store, record: ContainerRecord) -> None:

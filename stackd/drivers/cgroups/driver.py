@@ -59,6 +59,7 @@ class CgroupDriver:
         # the controllers delegated to groups (v2 subtree_control) and managed in them
         self.controllers = tuple(controllers)
         self.page_size = page_size or os.sysconf("SC_PAGE_SIZE")
+        self._dirs: dict[tuple[str, str], tuple[Path, ...]] = {}  # see group_dirs
 
     @property
     def root(self) -> str:
@@ -144,8 +145,12 @@ class CgroupDriver:
 
     def group_dirs(self, project: str, group: str) -> tuple[Path, ...]:
         """The directories of a group, one per hierarchy it is made in (whether or not they exist)."""
-        rel = self.group_path(project, group)
-        return tuple(_under(m, rel) for m in self._group_mounts())
+        key = (project, group)
+        dirs = self._dirs.get(key)
+        if dirs is None:
+            rel = self.group_path(project, group)
+            dirs = self._dirs[key] = tuple(_under(m, rel) for m in self._group_mounts())
+        return dirs
 
     def read_group(self, project: str, group: str) -> GroupLimits | None:
         rel = self.group_path(project, group)

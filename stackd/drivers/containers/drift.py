@@ -390,11 +390,12 @@ class GroupReads:
         dirs = cg.group_dirs(project, group)
         # cgroupfs does not tell a watch that its directory went: the inodes say it
         inodes = _inodes(dirs)
-        if kept is not None and not written and not every and self.watch.watched(key) and \
-                kept[0] == inodes:
+        watched = self.watch.watched(key)
+        if kept is not None and not written and not every and watched and kept[0] == inodes:
             return kept[1]
-        self.watch.forget({key})
-        self.watch.watch(key, list(dirs))  # watched before it is read: a write after the read is seen
+        if not watched or kept is None or kept[0] != inodes:  # (again) on the directories there now
+            self.watch.forget({key})
+            self.watch.watch(key, list(dirs))  # watched before it is read: a write after the read is seen
         found = cg.read_group(project, group)
         if found is None:
             self._found.pop(key, None)

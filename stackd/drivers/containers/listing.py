@@ -141,7 +141,8 @@ class RuntimeStates:
                  every: float = RELIST_EVERY) -> None:
         self._runtime, self._dirs, self._every = runtime, dirs, every
         self._generation = 0
-        self.lists = 0  # how many times the runtime was asked
+        self.version = 0  # how many times the runtime's list was found changed
+        self._last: dict[str, dict[str, Any]] = {}
         self._kept: tuple[tuple[object, ...], float, dict[str, dict[str, Any]]] | None = None
 
     def forget(self) -> None:
@@ -169,7 +170,9 @@ class RuntimeStates:
             return kept[2]
         at = time.monotonic()
         states = {str(d.get("id")): d for d in self._runtime().list()}
-        self.lists += 1
+        if states != self._last:
+            self.version += 1
+            self._last = states
         if stamp is not None and self._generation == generation:
             self._kept = (stamp, at, states)
         return states

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import os
 import socket
 import time
@@ -169,6 +170,7 @@ def _states(ipr: Any) -> list[LinkState]:
 # ------------------------------------------------------------------------------------ sysctls
 
 
+@functools.lru_cache(maxsize=256)
 def _sysctl_path(key: str) -> Path:
     parts = key.split(".")
     if any(p in {"", ".", ".."} or "/" in p for p in parts):
@@ -178,8 +180,12 @@ def _sysctl_path(key: str) -> Path:
 
 def read_sysctl(key: str) -> str:
     """The value of sysctl ``key`` (dotted, e.g. ``net.ipv4.ip_forward``), stripped."""
-    try:
-        return _sysctl_path(key).read_text().strip()
+    try:  # plain os calls: the reconciler reads some on every pass
+        fd = os.open(_sysctl_path(key), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return os.read(fd, 4096).decode().strip()
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise classify(exc.errno, f"read sysctl {key}: {exc}") from exc
 

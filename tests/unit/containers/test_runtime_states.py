@@ -46,6 +46,7 @@ def test_the_list_is_asked_again_only_when_something_may_have_changed(tmp_path: 
         runtime = Runtime(sleeper.pid)
         states = RuntimeStates(lambda: runtime, lambda: dirs)  # type: ignore[arg-type,return-value]
         assert states.get()["a"]["status"] == "running" and states.running() == {"a"} and runtime.calls == 1
+        assert states.version == 1
         states.get()
         assert runtime.calls == 1  # nothing changed
         (exits / "b").write_text("0")
@@ -75,15 +76,20 @@ def test_the_list_is_asked_again_only_when_something_may_have_changed(tmp_path: 
         runtime.during = None
         states.get()
         assert runtime.calls == 9
+        assert states.version == 1  # asked again and again: the same list
         sleeper.kill()
         sleeper.wait()
         assert states.running({"b"}) == set() and runtime.calls == 9  # not asked about a's process
         assert states.running() == set()
         assert runtime.calls == 10  # the running process is gone
+        runtime.pid = 0
+        states.forget()
+        states.get()
+        assert states.version == 2  # a list that changed
         aged = RuntimeStates(lambda: runtime, lambda: dirs, every=0.0)  # type: ignore[arg-type,return-value]
         aged.get()
         aged.get()
-        assert runtime.calls == 12
+        assert runtime.calls == 13
     finally:
         if sleeper.poll() is None:
             os.kill(sleeper.pid, 9)

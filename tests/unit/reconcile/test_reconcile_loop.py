@@ -319,12 +319,14 @@ class StampedHost(FakeHost):
     """A fake host whose stamp the test sets (None: it cannot tell)."""
 
     mark: object = 1
+    stamps = 0
 
     def stamp(self, project: str) -> object:
+        self.stamps += 1
         return self.mark
 
 
-def test_a_periodic_pass_stops_at_an_unchanged_stamp(tmp_path: Path) -> None:
+def test_a_settled_project_is_looked_at_through_its_stamp(tmp_path: Path) -> None:
     world = World(tmp_path)
     world.host = StampedHost(images={"web:1": "i-web", "db:1": "i-db"}, log_dir=tmp_path)
     world.rec = Reconciler(world.host, world.store, settings=Settings(resync=0.05, table_every=60,
@@ -340,10 +342,10 @@ def test_a_periodic_pass_stops_at_an_unchanged_stamp(tmp_path: Path) -> None:
                            UpOptions())
         await anyio.sleep(0.2)
         state = w.rec.projects["demo"]
-        before, passes = looks(), state.passes
-        await anyio.sleep(0.3)  # periodic passes: the stamp is as the last quiet pass saw it
-        assert state.passes >= passes + 4 and looks() == before
-        assert state.records  # what was seen stands
+        before, passes, stamps = looks(), state.passes, host.stamps
+        await anyio.sleep(0.3)  # resyncs: the stamp is as the last quiet pass saw it
+        assert host.stamps >= stamps + 4 and looks() == before and state.passes == passes
+        assert state.settled and state.records  # what was seen stands
         host.mark = 2  # something changed on the host: the next periodic pass looks
         await w.until(lambda: looks() > before, "a whole pass")
         before = looks()
