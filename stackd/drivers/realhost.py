@@ -280,6 +280,8 @@ class RealHost(StackResources):
         with self._lock:
             self._fresh.discard(name)
             self._records.pop(name, None)
+            self._annotations.pop(name, None)
+        self.drift_repair.forget_container(name)
         failures: list[Exception] = []
         info = None
         try:

@@ -160,6 +160,7 @@ class Reconciler:
         """Stop keeping ``project`` (after ``down``; the caller removed its revisions)."""
         state = self.projects.pop(project, None)
         self._ctx.quiet.pop(project, None)
+        self._ctx.desired.pop(project, None)
         if state is not None:
             state.stop = True
             if state.scope is not None:

@@ -212,6 +212,7 @@ class CgroupDriver:
     # ------------------------------------------------------------------------------ remove
 
     def remove_group(self, project: str, group: str) -> None:
+        self._dirs.pop((project, group), None)
         _raise_all(self._remove_tree(self.group_path(project, group)))
 
     def remove_project(self, project: str) -> None:

@@ -125,6 +125,11 @@ class DriftRepair:
         self.infos = infos if infos is not None else listing.InfoCache()
         self.states = states
 
+    def forget_container(self, name: str) -> None:
+        """``name`` is being removed: what is kept of it goes (its config, its watch)."""
+        self._configs.pop(name, None)
+        self.limit_watch.forget({name})
+
     def run(self, stack: Stack, *, deep: bool = False, table: bool = False,
             links: bool = True) -> list[Repair]:
         """Check the host objects of ``stack`` and repair what drifted; the caller holds the

@@ -342,3 +342,7 @@ def test_the_stamp_changes_with_what_a_pass_looks_at(lab: Lab) -> None:
     while time.monotonic() < deadline and host.stamp(lab.project) == stamp:
         time.sleep(0.02)
     assert host.stamp(lab.project) != stamp  # the process is gone (and conmon's exit file came)
+    assert host.drift_repair.limit_watch.watched(client)
+    host.stop_container(client, timeout=5)
+    host.remove_container(client, volumes=False)
+    assert not host.drift_repair.limit_watch.watched(client)  # no watch left behind

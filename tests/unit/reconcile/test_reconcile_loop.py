@@ -311,6 +311,7 @@ def test_no_health_rounds_run_while_no_container_has_a_healthcheck(world: World,
         await w.manager.down("demo", None, DownOptions())
         await anyio.sleep(0.1)
         assert not [t for t in anyio.get_running_tasks() if t.name and t.name.startswith("health ")]
+        assert "demo" not in w.rec._ctx.desired and "demo" not in w.rec._ctx.quiet  # nothing kept of it
 
     world.run(body)
 
