@@ -5,14 +5,15 @@ Run as root: ``python bench/daemon_idle.py [--containers 100] [--projects 1] [--
 [--settle 10] [--profile]``. Prints numbers, asserts nothing; the target it prints (under 1 % of
 one core and under 100 MB RSS with 100 running containers) is only compared, never enforced.
 
-A daemon is started here (``python -m stackd.cli.daemon``) with its own ``STACKD_DATA_ROOT`` and
-``STACKD_RUN_DIR`` under a temporary directory; the busybox image and the stack files are those
-of ``up_many.py``, the containers are spread over ``--projects`` projects (``idle<pid>p<k>``) and
-brought up with ``stack up -d`` through that daemon. Once every container runs and ``--settle``
-seconds have passed, the daemon is sampled every ``--interval`` seconds for ``--duration``
-seconds from ``/proc``: CPU from ``utime + stime`` (and, apart, ``cutime + cstime``: the CPU of
-the children it ran and reaped in the window, e.g. the OCI runtime's ``list``), per thread (the
-event loop's thread against the worker threads), ``VmRSS`` of the daemon and of ``nft``.
+A daemon is started here as ``stack`` starts it (``python -OO -m stackd.cli.daemon``) with its
+own ``STACKD_DATA_ROOT`` and ``STACKD_RUN_DIR`` under a temporary directory; the busybox image
+and the stack files are those of ``up_many.py``, the containers are spread over ``--projects``
+projects (``idle<pid>p<k>``) and brought up with ``stack up -d`` through that daemon. Once every
+container runs and ``--settle`` seconds have passed, the daemon is sampled every ``--interval``
+seconds for ``--duration`` seconds from ``/proc``: CPU from ``utime + stime`` (and, apart,
+``cutime + cstime``: the CPU of the children it ran and reaped in the window, e.g. the OCI
+runtime's ``list``), per thread (the event loop's thread against the worker threads), ``VmRSS``
+of the daemon and of ``nft``.
 
 ``--profile`` starts the daemon through this script instead (``--profiled-daemon``, not for
 direct use): the daemon itself is unchanged, but during the window its event-loop thread runs
@@ -59,7 +60,7 @@ import yaml
 from compose_peers import Failed, HostState, report_left, sh, stack_binary, user_env
 from up_many import BUSYBOX, busybox_archive, stack_file
 
-from stackd.cli.client import Daemon
+from stackd.cli.client import Daemon, daemon_command
 from stackd.drivers.network.names import Naming
 
 REPO = Path(__file__).resolve().parent.parent
@@ -134,9 +135,9 @@ class Harness:
         return Daemon(str(self.run / "stackd.sock"))
 
     def start_daemon(self, argv: list[str] | None = None) -> int:
-        """Start the daemon (``argv``: instead of ``python -m stackd.cli.daemon``); its pid."""
+        """Start the daemon (``argv``: instead of ``daemon_command()``); its pid."""
         self.data.mkdir(parents=True, exist_ok=True)
-        command = argv or [sys.executable, "-m", "stackd.cli.daemon"]
+        command = argv or daemon_command()  # as ``stack`` starts it
         with open(self.data / "stackd.log", "ab") as log:
             self.proc = proc = subprocess.Popen(command, env=self.env, stdin=subprocess.DEVNULL, stdout=log,
                                                 stderr=log, start_new_session=True)
