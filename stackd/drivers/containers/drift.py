@@ -44,6 +44,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import select
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -449,21 +450,30 @@ class LimitWatch:
     Without inotify, or after its queue overflowed, every container counts as written.
 
     The host watch waits on ``fileno()`` and calls ``collect`` to wake the passes of the
-    containers written; the drift pass takes what was collected with ``written``. Thread-safe
-    (the two run in different threads)."""
+    containers written; the drift pass takes what was collected with ``written``. Passes (and
+    the resync's stamps) read the inotify queue too, when they ask: what they find that the
+    host watch has not been told is announced to it (an eventfd beside the inotify descriptor,
+    both behind the epoll descriptor ``fileno`` gives), so that a write is never left for the
+    next resync to find. Thread-safe (they run in different threads)."""
 
     def __init__(self) -> None:
         try:
             self._inotify: Inotify | None = Inotify()
+            self._bell = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            self._poll = select.epoll()
+            self._poll.register(self._inotify.fd, select.EPOLLIN)
+            self._poll.register(self._bell, select.EPOLLIN)
         except OSError:
             self._inotify = None
         self._lock = threading.Lock()
         self._owner: dict[int, str] = {}  # watch descriptor -> container
         self._watches: dict[str, set[int]] = {}  # container -> its watch descriptors
         self._pending: set[str] = set()
+        self._unannounced: set[str] = set()  # read by others, not yet returned by ``collect``
+        self._lost = False  # events lost, not yet told by ``collect``
 
     def fileno(self) -> int | None:
-        return self._inotify.fd if self._inotify is not None else None
+        return self._poll.fileno() if self._inotify is not None else None
 
     @staticmethod
     def group_key(project: str, group: str) -> str:
@@ -504,40 +514,60 @@ class LimitWatch:
             self._pending -= names
 
     def collect(self) -> set[str] | None:
-        """Read what is pending: the containers newly written (None: events were lost, and
-        every watched container counts as written). They stay pending for ``written``."""
+        """For the host watch: the containers newly written since its last ``collect``, also
+        those another caller read meanwhile (None: events were lost, and every watched
+        container counts as written). They stay pending for ``written``."""
         with self._lock:
             if self._inotify is None:
                 return set()
-            found: set[str] = set()
-            lost = False
-            for event in self._inotify.read():
-                name = self._owner.get(event.wd)
-                if event.mask & IN_Q_OVERFLOW:
-                    lost = True
-                elif name is None:
-                    continue
-                elif event.mask & IN_IGNORED:  # a directory went (the container stopped): watch again
-                    self._drop(name)
-                    found.add(name)
-                elif event.name not in _NOT_LIMITS and not event.name.startswith("cgroup."):
-                    found.add(name)
-            if lost:
-                found |= set(self._watches)
-            self._pending |= found
+            found = self._read()
+            with contextlib.suppress(BlockingIOError):
+                os.eventfd_read(self._bell)
+            found |= self._unannounced
+            lost, self._lost = self._lost, False
+            self._unannounced.clear()
             return None if lost else found
+
+    def _read(self) -> set[str]:
+        """Read the inotify queue (the lock held): the containers written, now pending."""
+        assert self._inotify is not None
+        found: set[str] = set()
+        for event in self._inotify.read():
+            name = self._owner.get(event.wd)
+            if event.mask & IN_Q_OVERFLOW:
+                self._lost = True
+                found |= set(self._watches)
+            elif name is None:
+                continue
+            elif event.mask & IN_IGNORED:  # a directory went (the container stopped): watch again
+                self._drop(name)
+                found.add(name)
+            elif event.name not in _NOT_LIMITS and not event.name.startswith("cgroup."):
+                found.add(name)
+        self._pending |= found
+        return found
+
+    def _look(self) -> None:
+        """Read the queue for a pass: what it finds is announced to the host watch."""
+        with self._lock:
+            if self._inotify is None:
+                return
+            found = self._read()
+            if found or self._lost:
+                self._unannounced |= found
+                os.eventfd_write(self._bell, 1)
 
     def pending(self, names: set[str]) -> bool:
         """Whether some of ``names`` were written since they were last asked for (``written``),
         without taking them."""
-        self.collect()
+        self._look()
         with self._lock:
             return not self._pending.isdisjoint(names)
 
     def written(self, names: set[str]) -> set[str]:
         """Which of ``names`` were written since they were last asked for (the others' stay
         pending for their own project's pass)."""
-        self.collect()
+        self._look()
         with self._lock:
             taken = self._pending & names
             self._pending -= taken
@@ -548,6 +578,8 @@ class LimitWatch:
             if self._inotify is not None:
                 self._inotify.close()
                 self._inotify = None
+                self._poll.close()
+                os.close(self._bell)
 
 
 _NOT_LIMITS = frozenset({"tasks", "notify_on_release"})
