@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "in its declared state (the reconciling daemon).")
     p.add_argument("--version", action="version", version=f"stackd {__version__}")
     p.add_argument("--resync", type=float, default=2.0, metavar="SECONDS",
-                   help="seconds between passes when nothing happens (default 2)")
+                   help="seconds between looks at each stack when nothing happens (default 2)")
     p.add_argument("--backoff-initial", type=float, default=0.1, metavar="SECONDS",
                    help="wait before the first restart after a crash, doubled per restart in a row")
     p.add_argument("--backoff-cap", type=float, default=10.0, metavar="SECONDS",

@@ -40,7 +40,8 @@ from stackd.store import Store, StoredContainer
 
 @dataclass(frozen=True)
 class Settings:
-    """``resync``: seconds between passes when nothing happens (the safety net); ``table_every``:
+    """``resync``: seconds between looks when nothing happens (the safety net: a whole pass, or
+    for a settled project a comparison of the host's stamp, see ``loop``); ``table_every``:
     seconds between checks of the nft table and of the bridges and veths (``nft`` runs, every
     link is read from sysfs; a change to a table or to a link asks for one at once);
     ``deep_every``: seconds between looks inside every container's network namespace
