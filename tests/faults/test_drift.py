@@ -10,7 +10,9 @@ deleted: made again, containers reach each other; (e) the project's nft table fl
 the published port answers again; (f) a container's memory limit edited by hand: written back;
 (g) a container stopped with the runtime's SIGTERM is started again (``restart: always``), but
 after ``stack stop`` it stays stopped across several resyncs; (h) a service that exits at once
-is restarted with growing waits, which the events and ``stack ps`` show.
+is restarted with growing waits, which the events and ``stack ps`` show; (i) a container's
+main process killed together with its monitor (no exit file comes): found by the resync and
+running again.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -85,6 +88,24 @@ def test_killed_main_process_restarts(project: Project) -> None:
     os.kill(before["pid"], signal.SIGKILL)  # the runtime's pid: the container's main process
     timed("(a) main process killed -> running again (target < 200 ms)",
           lambda: (c := running(project, "a")) is not None and c["pid"] != before["pid"])
+    wait_for("ps counts the restart", lambda: restarts(project, "a") == count + 1, timeout=10, every=0.2)
+
+
+def test_process_killed_with_its_monitor_is_found_by_the_resync(project: Project) -> None:
+    """No exit file comes when the monitor (conmon) dies first: the resync's look at the
+    runtime, asked again because a running process is gone, finds the container stopped."""
+    up_webs(project)
+    before = running(project, "a")
+    assert before is not None
+    count = restarts(project, "a")
+    stat = Path(f"/proc/{before['pid']}/stat").read_text()
+    monitor = int(stat.rpartition(")")[2].split()[1])  # the container's parent: its conmon
+    assert "conmon" in Path(f"/proc/{monitor}/comm").read_text()
+    start = time.monotonic()
+    os.kill(monitor, signal.SIGKILL)
+    os.kill(before["pid"], signal.SIGKILL)
+    timed("(i) main process killed with its monitor -> running again (resync: 2 s)",
+          lambda: (c := running(project, "a")) is not None and c["pid"] != before["pid"], since=start)
     wait_for("ps counts the restart", lambda: restarts(project, "a") == count + 1, timeout=10, every=0.2)
 
 
