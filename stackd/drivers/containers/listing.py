@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -52,7 +53,9 @@ class InfoCache:
     def __init__(self) -> None:
         self._kept: dict[Path, tuple[tuple[int, int, int], ContainerInfo]] = {}
         self._listed: tuple[int, list[str]] | None = None  # the containers directory's time, entries
-        self._index: dict[str | None, list[str]] | None = None  # entries by kept project (None: unknown)
+        # entries by kept project (None: not kept), and the listing it was made from
+        self._index: tuple[list[str], dict[str | None, list[str]]] | None = None
+        self._lock = threading.Lock()  # passes of several projects use one cache at once
 
     def read(self, path: Path) -> ContainerInfo | None:
         try:
@@ -68,14 +71,16 @@ class InfoCache:
             return kept[1]
         info = read_info(path)
         if info is not None:
-            if kept is None or kept[1].project != info.project:
-                self._index = None
-            self._kept[path] = (key, info)
+            with self._lock:
+                if kept is None or kept[1].project != info.project:
+                    self._index = None
+                self._kept[path] = (key, info)
         return info
 
     def _drop(self, path: Path) -> None:
-        if self._kept.pop(path, None) is not None:
-            self._index = None
+        with self._lock:
+            if self._kept.pop(path, None) is not None:
+                self._index = None
 
     def names(self) -> set[str]:
         """The containers whose record is kept (those that existed at the last ``infos``)."""
@@ -84,13 +89,15 @@ class InfoCache:
     def candidates(self, entries: list[str], project: str) -> list[str]:
         """Of ``entries`` (the last ``entries``), those that may be ``project``'s: kept as its,
         or not kept at all (a record never changes project), in order."""
-        if self._index is None:
-            index: dict[str | None, list[str]] = {}
-            projects = {path.parent.name: kept[1].project for path, kept in self._kept.items()}
-            for entry in entries:
-                index.setdefault(projects.get(entry), []).append(entry)
-            self._index = index
-        return sorted(self._index.get(project, []) + self._index.get(None, []))
+        with self._lock:
+            if self._index is None or self._index[0] is not entries:
+                index: dict[str | None, list[str]] = {}
+                projects = {path.parent.name: kept[1].project for path, kept in self._kept.items()}
+                for entry in entries:
+                    index.setdefault(projects.get(entry), []).append(entry)
+                self._index = (entries, index)
+            found = self._index[1]
+            return sorted(found.get(project, []) + found.get(None, []))
 
     def entries(self, folder: Path) -> list[str] | None:
         """The sorted entries of ``folder`` (the containers directory), listed again only when
@@ -100,8 +107,8 @@ class InfoCache:
             return None
         if stamp[1] or self._listed is None or self._listed[0] != stamp[0]:
             entries = sorted(os.listdir(folder))
-            if self._listed is None or self._listed[1] != entries:
-                self._index = None
+            if self._listed is not None and self._listed[1] == entries:
+                entries = self._listed[1]  # the same listing: its index stands
             self._listed = (stamp[0], entries)
             present = set(entries)
             for path in [p for p in self._kept if p.parent.name not in present]:

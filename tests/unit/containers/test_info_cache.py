@@ -49,3 +49,15 @@ def test_a_project_reads_only_its_own_records(tmp_path: Path, monkeypatch: pytes
     assert [i.name for i in listing.infos(layout, "b", cache)] == ["a-s-0", "b-s-2"]
     assert cache.names() == {"a-s-0", "a-s-1", "a-s-2", "b-s-2", "c-s-1", "c-s-2"}
     assert [i.name for i in listing.infos(layout, "c")] == ["c-s-1", "c-s-2"]  # no cache
+
+
+def test_an_index_made_from_an_older_listing_is_not_used_for_a_newer_one(tmp_path: Path) -> None:
+    """Passes of several projects share the cache: one may index the listing it had while
+    another lists the directory again. A newer listing never goes by the older index."""
+    layout = HostLayout(tmp_path / "data", tmp_path / "run")
+    _put(layout, "a-s-1", "a")
+    cache = listing.InfoCache()
+    assert [i.name for i in listing.infos(layout, None, cache)] == ["a-s-1"]
+    old = ["a-s-1"]
+    assert cache.candidates(old, "a") == ["a-s-1"]  # indexed from the older listing
+    assert cache.candidates(["a-s-1", "a-s-2"], "a") == ["a-s-1", "a-s-2"]  # a newer one: made again
