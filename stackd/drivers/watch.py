@@ -12,7 +12,9 @@ whatever is pending, without blocking, into one frozen ``Changes``:
 - ``links``: a ``NETLINK_ROUTE`` socket subscribed to ``RTNLGRP_LINK`` in the caller's network
   namespace (the host's). Reported: ``RTM_DELLINK`` (also the bridge's "port removed" message),
   and ``RTM_NEWLINK`` when the link went down or lost its master; creations and other updates
-  are not (stackd makes those itself). Only the names the ``Naming`` owns (``is_link``) count.
+  are not (stackd makes those itself); and, subscribed to ``RTNLGRP_IPV4_IFADDR`` too,
+  ``RTM_DELADDR`` (a bridge's gateway address removed). Only the names the ``Naming`` owns
+  (``is_link``) count.
   A plain socket parsed here, not pyroute2's ``IPRoute``: the latter reads through a private
   asyncio loop into a queue of its own, so a readable file descriptor and pending messages
   part ways, and its state is per thread.
@@ -118,14 +120,18 @@ def exit_names(events: list[InotifyEvent]) -> tuple[set[str], bool]:
 
 
 RTMGRP_LINK = 0x1
+RTMGRP_IPV4_IFADDR = 0x10
 RTM_NEWLINK = 16
 RTM_DELLINK = 17
+RTM_DELADDR = 21
 IFLA_IFNAME = 3
 IFLA_MASTER = 10
+IFA_LABEL = 3
 IFF_UP = 0x1
 CHANGE_ALL = 0xFFFF_FFFF  # ifi_change of a link just created
 _NLMSG = struct.Struct("=IHHII")  # len, type, flags, seq, pid
 _IFINFO = struct.Struct("=BxHiII")  # family, type, index, flags, change
+_IFADDR = struct.Struct("=BBBBI")  # family, prefix length, flags, scope, index
 _RTA = struct.Struct("=HH")  # len, type
 
 
@@ -135,7 +141,9 @@ def _align(n: int) -> int:
 
 @dataclass(frozen=True)
 class LinkEvent:
-    """One ``RTM_NEWLINK``/``RTM_DELLINK`` message (``family`` 7, AF_BRIDGE: about a bridge port)."""
+    """One ``RTM_NEWLINK``/``RTM_DELLINK`` message (``family`` 7, AF_BRIDGE: about a bridge port),
+    or, with ``address_removed``, one ``RTM_DELADDR`` of an IPv4 address (``name``: its label,
+    the link's name)."""
 
     deleted: bool
     family: int
@@ -144,6 +152,7 @@ class LinkEvent:
     flags: int
     change: int
     master: int | None
+    address_removed: bool = False
 
 
 def parse_link_messages(data: bytes) -> list[LinkEvent]:
@@ -170,8 +179,26 @@ def parse_link_messages(data: bytes) -> list[LinkEvent]:
                     master = int.from_bytes(value[:4], sys.byteorder)
                 attr += _align(attr_len)
             events.append(LinkEvent(kind == RTM_DELLINK, family, index, name, flags, change, master))
+        elif kind == RTM_DELADDR and length >= _NLMSG.size + _IFADDR.size:
+            family, _, _, _, index = _IFADDR.unpack_from(data, body)
+            label = _attribute(data, body + _IFADDR.size, offset + length, IFA_LABEL)
+            if label is not None:
+                name = label.split(b"\0", 1)[0].decode(errors="replace")
+                events.append(LinkEvent(False, family, index, name, 0, 0, None, address_removed=True))
         offset += _align(length)
     return events
+
+
+def _attribute(data: bytes, start: int, end: int, wanted: int) -> bytes | None:
+    """The value of the first attribute of type ``wanted`` between ``start`` and ``end``."""
+    while start + _RTA.size <= end:
+        attr_len, attr_type = _RTA.unpack_from(data, start)
+        if attr_len < _RTA.size:
+            return None
+        if attr_type == wanted:
+            return data[start + _RTA.size:start + attr_len]
+        start += _align(attr_len)
+    return None
 
 
 class LinkTracker:
@@ -186,6 +213,8 @@ class LinkTracker:
         """The link's name if ``event`` must be reported."""
         if not self.naming.is_link(event.name):
             return None
+        if event.address_removed:  # a bridge's gateway address, deleted by hand or with the link
+            return event.name
         if event.deleted:
             self._masters.pop(event.index, None)
             return event.name
@@ -199,13 +228,14 @@ class LinkTracker:
 
 
 def link_socket() -> socket.socket:
-    """A non-blocking rtnetlink socket subscribed to link events of the current network namespace."""
+    """A non-blocking rtnetlink socket subscribed to link and IPv4 address events of the current
+    network namespace."""
     sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC,
                          socket.NETLINK_ROUTE)
     try:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        sock.bind((0, RTMGRP_LINK))
+        sock.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR))
     except OSError:
         sock.close()
         raise

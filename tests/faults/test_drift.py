@@ -12,7 +12,7 @@ the published port answers again; (f) a container's memory limit edited by hand:
 after ``stack stop`` it stays stopped across several resyncs; (h) a service that exits at once
 is restarted with growing waits, which the events and ``stack ps`` show; (i) a container's
 main process killed together with its monitor (no exit file comes): found by the resync and
-running again.
+running again; (j) the bridge's gateway address removed by hand: put back.
 """
 
 from __future__ import annotations
@@ -159,6 +159,24 @@ def test_deleted_bridge_is_recreated(project: Project) -> None:
           since=start)
     reaches(project, "a", "b")
     reaches(project, "b", "a")
+
+
+def bridge_addresses(name: str) -> list[str]:
+    found = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", name], capture_output=True, text=True,
+                           check=False).stdout.split()
+    return [found[i + 1] for i, word in enumerate(found[:-1]) if word == "inet"]
+
+
+def test_removed_gateway_address_is_put_back(project: Project) -> None:
+    up_webs(project)
+    bridge = project.bridge()
+    addresses = bridge_addresses(bridge)
+    assert len(addresses) == 1
+    start = time.monotonic()
+    subprocess.run(["ip", "addr", "del", addresses[0], "dev", bridge], check=True)
+    timed("(j) the bridge's gateway address removed -> put back",
+          lambda: bridge_addresses(bridge) == addresses, since=start)
+    reaches(project, "a", "b")
 
 
 def test_flushed_table_is_restored(project: Project) -> None:

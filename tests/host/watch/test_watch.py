@@ -143,6 +143,11 @@ def test_link_changes_of_the_owner_are_seen(watch: HostWatch) -> None:
     assert watch.drain() == Changes(links=frozenset({VETH}))
     changes = wait_for(watch, lambda: run("ip", "link", "del", VETH), "link deletion")
     assert changes == Changes(links=frozenset({VETH}))  # the peer went too, but is not the owner's
+    run("ip", "addr", "add", "10.231.7.1/24", "dev", BRIDGE)
+    assert not watch.drain(), "adding an address is stackd's own doing"
+    changes = wait_for(watch, lambda: run("ip", "addr", "del", "10.231.7.1/24", "dev", BRIDGE),
+                       "address removal")
+    assert changes == Changes(links=frozenset({BRIDGE}))  # its gateway address went
     changes = wait_for(watch, lambda: run("ip", "link", "del", BRIDGE), "bridge deletion")
     assert changes == Changes(links=frozenset({BRIDGE}))
 

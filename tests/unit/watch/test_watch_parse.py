@@ -10,6 +10,7 @@ from stackd.drivers.network.names import Naming
 from stackd.drivers.watch import (
     CHANGE_ALL,
     IFF_UP,
+    RTM_DELADDR,
     RTM_DELLINK,
     RTM_NEWLINK,
     Changes,
@@ -59,6 +60,22 @@ def test_several_link_messages_in_one_datagram() -> None:
         LinkEvent(True, 0, 3, BRIDGE, 0, CHANGE_ALL, None),
         LinkEvent(True, AF_BRIDGE, 7, VETH, 0, 0, 3),
     ]
+
+
+def addr_msg(kind: int, index: int, label: str | None) -> bytes:
+    attrs = attr(1, bytes([10, 89, 0, 1]))  # IFA_ADDRESS
+    if label is not None:
+        attrs += attr(3, label.encode() + b"\0")  # IFA_LABEL
+    body = struct.pack("=BBBBI", 2, 24, 0, 0, index) + attrs
+    return struct.pack("=IHHII", 16 + len(body), kind, 0, 0, 0) + body
+
+
+def test_an_address_removed_is_a_link_event_of_its_label() -> None:
+    data = addr_msg(RTM_DELADDR, 3, BRIDGE) + addr_msg(20, 3, BRIDGE) + addr_msg(RTM_DELADDR, 4, None)
+    assert parse_link_messages(data) == [LinkEvent(False, 2, 3, BRIDGE, 0, 0, None, address_removed=True)]
+    tracker = LinkTracker(OWNER)
+    assert tracker.feed(parse_link_messages(data)[0]) == BRIDGE  # (RTM_NEWADDR and no label: nothing)
+    assert tracker.feed(LinkEvent(False, 2, 2, "eth0", 0, 0, None, address_removed=True)) is None
 
 
 def test_other_netlink_messages_are_skipped() -> None:
