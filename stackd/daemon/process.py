@@ -142,6 +142,7 @@ def owners(reconciler: Reconciler, host: RealHost) -> dict[str, str]:
         if info.project in reconciler.projects:
             found[info.name] = info.project
             found.update({host.naming.veth(info.name, a.network): info.project for a in info.attachments})
+            found.update({host.networks.bridge(a.network): info.project for a in info.attachments})
     for project, state in list(reconciler.projects.items()):
         found[host.naming.table(project)] = project
         stack = state.stack

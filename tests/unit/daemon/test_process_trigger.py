@@ -100,7 +100,8 @@ def test_events_wake_only_the_project_they_concern(tmp_path: Path) -> None:
 
 def test_a_container_up_just_made_is_known_before_a_pass_looked_at_it(tmp_path: Path) -> None:
     """``up`` returns before the reconciler's next pass has seen what it made: an event about
-    such a container's veth still wakes its project (the host's records say whose it is)."""
+    such a container's veth, or its network's bridge, still wakes its project (the host's
+    records say whose it is)."""
     async def main() -> None:
         reconciler, _ = _world(tmp_path)
         fresh = ContainerInfo.from_json(json.dumps({
@@ -115,5 +116,12 @@ def test_a_container_up_just_made_is_known_before_a_pass_looked_at_it(tmp_path: 
         trigger(reconciler, host, Changes(links=frozenset({NAMING.veth("bbb-new-1", "bbb_default"),
                                                            NAMING.veth("zzz-new-1", "bbb_default")})))
         assert _woken(reconciler) == {"bbb": (True, False)}
+        reconciler.projects["ccc"] = _kept("ccc")
+        reconciler.projects["ccc"].stack = None  # kept, not looked at yet
+        fresh = dataclasses.replace(fresh, name="ccc-new-1", project="ccc", attachments=(
+            Attachment("default", "ccc_default", "10.0.1.3"),))
+        host = cast(Any, _Host(infos=(fresh,)))
+        trigger(reconciler, host, Changes(links=frozenset({NAMING.bridge("", "ccc_default")})))
+        assert reconciler.projects["ccc"].wake.is_set()  # its bridge lost its address, say
 
     anyio.run(main)
