@@ -128,7 +128,7 @@ class RealHost(StackResources):
         self._problems: list[str] | None = None
         self._refreshes = {}
         self._fresh: set[str] = set()  # created by this RealHost and not started since
-        self._annotations: dict[str, tuple[tuple[int, int], dict[str, str]]] = {}  # see listing
+        self._annotations: listing.ConfigCache = {}  # each container's OCI config, see listing
         self.networks = Networks(self.store, self.layout, naming, pool)
         self.parts = Parts(self.layout, naming, self.store, ImageStore(self.layout.data_root),
                            VolumeDriver(self.layout.volumes_dir), self.networks, self.limits,
@@ -140,7 +140,7 @@ class RealHost(StackResources):
         self._states = listing.RuntimeStates(self.runtime, lambda: (
             self.layout.containers_dir, self.layout.exit_dir, self.runtime().root))
         self.drift_repair = DriftRepair(self.layout, self.store, self.networks, self.cgroups,
-                                        infos=self._infos, states=self._states)
+                                        infos=self._infos, states=self._states, configs=self._annotations)
 
     @classmethod
     def from_env(cls) -> RealHost:

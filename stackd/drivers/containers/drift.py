@@ -41,7 +41,6 @@ decides nothing about desired state.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import select
@@ -62,7 +61,6 @@ from stackd.drivers.inotify import IN_IGNORED, IN_MODIFY, IN_ONLYDIR, IN_Q_OVERF
 from stackd.drivers.network import links, nftables
 from stackd.drivers.network.links import LinkState
 from stackd.drivers.network.sysfs import SYS_NET, observe_links
-from stackd.drivers.runtime.bundle import CONFIG
 from stackd.errors import DriverError, PermanentDriverError, TransientDriverError
 from stackd.spec.models import Stack
 from stackd.store import Store
@@ -101,26 +99,18 @@ class RepairPass:
                    self.done) from self.failures[0]
 
 
-@dataclasses.dataclass
-class _Config:
-    """The resources of a container's OCI config, kept while the file is unchanged."""
-
-    stamp: tuple[int, int]
-    resources: Mapping[str, Any]
-
-
 class DriftRepair:
     """Drift checks and repairs for one ``RealHost`` (see the module docstring)."""
 
     def __init__(self, layout: HostLayout, store: Store, networks: Networks,
                  cgroup_driver: Callable[[], cgroups.CgroupDriver],
-                 *, infos: listing.InfoCache | None = None, states: listing.RuntimeStates | None = None
-                 ) -> None:
+                 *, infos: listing.InfoCache | None = None, states: listing.RuntimeStates | None = None,
+                 configs: listing.ConfigCache | None = None) -> None:
         self.layout = layout
         self.store = store
         self.networks = networks
         self.cgroups = cgroup_driver
-        self._configs: dict[str, _Config] = {}
+        self._configs: listing.ConfigCache = configs if configs is not None else {}  # shared with listing
         self.limit_watch = LimitWatch()
         self.groups = GroupReads(layout, cgroup_driver, self.limit_watch)
         self.infos = infos if infos is not None else listing.InfoCache()
@@ -307,21 +297,8 @@ class DriftRepair:
         return False
 
     def _resources(self, name: str) -> Mapping[str, Any] | None:
-        path = self.layout.container(name).bundle / CONFIG
-        try:
-            st = os.stat(path)
-        except OSError:
-            return None
-        stamp = (st.st_mtime_ns, st.st_size)
-        cached = self._configs.get(name)
-        if cached is None or cached.stamp != stamp:
-            try:
-                config = json.loads(path.read_bytes())
-            except (OSError, ValueError):
-                return None
-            resources = (config.get("linux") or {}).get("resources") or {} if isinstance(config, dict) else {}
-            cached = self._configs[name] = _Config(stamp, resources if isinstance(resources, dict) else {})
-        return cached.resources
+        got = listing.config_of(self.layout, name, self._configs)
+        return got[1] if got is not None else None
 
     def _limits(self, project: list[str], running: list[ContainerInfo], cg: cgroups.CgroupDriver,
                 work: RepairPass, *, every: bool) -> None:
@@ -331,8 +308,8 @@ class DriftRepair:
         known = {i.name for i in running}
         # what no longer runs: of this project's containers, and of those that are gone
         gone = (set(project) - known) | (set(self._configs) - self.infos.names())
-        for name in gone & set(self._configs):
-            del self._configs[name]
+        for name in set(self._configs) - self.infos.names():  # (the config of a stopped one stays)
+            self._configs.pop(name, None)
         self.limit_watch.forget(gone)
         written = self.limit_watch.written(known)
         for info in running:

@@ -271,27 +271,44 @@ def record(info: ContainerInfo, annotations: Mapping[str, str], *, runtime: Mapp
         ports=tuple(p.render() for p in info.ports))
 
 
-def annotations_of(layout: HostLayout, name: str,
-                   cache: dict[str, tuple[tuple[int, int], dict[str, str]]] | None = None) -> dict[str, str]:
-    """The annotations of ``name``'s OCI config. With ``cache`` (name -> (file's mtime and size,
-    annotations)), an unchanged config is not read again: it holds the seccomp profile and is
-    the costliest file of a container to parse, and the daemon lists containers every pass."""
+ConfigCache = dict[str, tuple[tuple[int, int], dict[str, str], Mapping[str, Any]]]
+"""Per container: its OCI config's mtime and size, annotations and ``linux.resources``."""
+
+
+def config_of(layout: HostLayout, name: str,
+              cache: ConfigCache | None = None) -> tuple[dict[str, str], Mapping[str, Any]] | None:
+    """The annotations and the ``linux.resources`` of ``name``'s OCI config (None: no readable
+    config). With ``cache``, an unchanged config is not read again: it holds the seccomp
+    profile and is the costliest file of a container to parse, and the daemon lists the
+    containers (annotations) and checks their limits (resources) on every pass. The results
+    are shared: keep them unchanged."""
     bundle = layout.container(name).bundle
     key: tuple[int, int] | None = None
     if cache is not None:
         try:
             st = os.stat(bundle / "config.json")
         except OSError:
-            return {}
+            return None
         key = (st.st_mtime_ns, st.st_size)
         kept = cache.get(name)
         if kept is not None and kept[0] == key:
-            return dict(kept[1])
+            return kept[1], kept[2]
     try:
-        raw = read_config(bundle).get("annotations") or {}
+        config = read_config(bundle)
     except DriverError:
-        return {}
+        return None
+    raw = config.get("annotations") or {}
     found = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+    linux = config.get("linux")
+    resources = linux.get("resources") if isinstance(linux, dict) else None
+    limits: Mapping[str, Any] = resources if isinstance(resources, dict) else {}
+    del config  # (the seccomp profile goes before anything else is kept)
     if cache is not None and key is not None:
-        cache[name] = (key, found)
-    return dict(found)
+        cache[name] = (key, found, limits)
+    return found, limits
+
+
+def annotations_of(layout: HostLayout, name: str, cache: ConfigCache | None = None) -> dict[str, str]:
+    """The annotations of ``name``'s OCI config (a copy; see ``config_of``)."""
+    got = config_of(layout, name, cache)
+    return dict(got[0]) if got is not None else {}

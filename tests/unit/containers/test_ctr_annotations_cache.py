@@ -15,11 +15,13 @@ from stackd.drivers.containers.paths import HostLayout
 from stackd.drivers.runtime import bundle as bundle_module
 
 
-def _write(layout: HostLayout, name: str, annotations: dict[str, str], mtime: int) -> None:
+def _write(layout: HostLayout, name: str, annotations: dict[str, str], mtime: int,
+           resources: dict[str, object] | None = None) -> None:
     bundle = layout.container(name).bundle
     bundle.mkdir(parents=True, exist_ok=True)
     config = bundle / "config.json"
-    config.write_text(json.dumps({"ociVersion": "1.0.2", "annotations": annotations}))
+    config.write_text(json.dumps({"ociVersion": "1.0.2", "annotations": annotations,
+                                  "linux": {"resources": resources or {}}}))
     os.utime(config, ns=(mtime, mtime))
 
 
@@ -33,7 +35,7 @@ def test_an_unchanged_config_is_not_read_again(tmp_path: Path, monkeypatch: pyte
         return real(bundle)
 
     monkeypatch.setattr(listing, "read_config", counting)
-    cache: dict[str, tuple[tuple[int, int], dict[str, str]]] = {}
+    cache: listing.ConfigCache = {}
     _write(layout, "demo-web-1", {"io.stackd.service": "web"}, 1_000_000_000)
     first = listing.annotations_of(layout, "demo-web-1", cache)
     first["changed by the caller"] = "x"  # a copy: the cache keeps its own
@@ -46,3 +48,28 @@ def test_an_unchanged_config_is_not_read_again(tmp_path: Path, monkeypatch: pyte
     listing.annotations_of(layout, "demo-web-1")
     assert len(reads) == 4  # no cache: read every time
     assert listing.annotations_of(layout, "gone", cache) == {}
+
+
+def test_one_read_serves_the_annotations_and_the_drift_checks_limits(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The listing (annotations) and drift repair (``linux.resources``) share one cache: the
+    config, seccomp profile and all, is parsed once for both."""
+    from stackd.drivers.containers.drift import DriftRepair
+
+    layout = HostLayout(tmp_path / "data", tmp_path / "run")
+    reads: list[Path] = []
+    real = bundle_module.read_config
+
+    def counting(bundle: Path) -> dict[str, object]:
+        reads.append(bundle)
+        return real(bundle)
+
+    monkeypatch.setattr(listing, "read_config", counting)
+    cache: listing.ConfigCache = {}
+    _write(layout, "demo-web-1", {"io.stackd.service": "web"}, 1_000_000_000, {"pids": {"limit": 50}})
+    assert listing.annotations_of(layout, "demo-web-1", cache) == {"io.stackd.service": "web"}
+    drift = DriftRepair(layout, None, None, None, configs=cache)  # type: ignore[arg-type]
+    assert drift._resources("demo-web-1") == {"pids": {"limit": 50}}
+    assert len(reads) == 1
+    assert listing.config_of(layout, "gone", cache) is None and drift._resources("gone") is None
+    drift.limit_watch.close()
