@@ -25,16 +25,22 @@ def _write(layout: HostLayout, name: str, annotations: dict[str, str], mtime: in
     os.utime(config, ns=(mtime, mtime))
 
 
-def test_an_unchanged_config_is_not_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    layout = HostLayout(tmp_path / "data", tmp_path / "run")
-    reads: list[Path] = []
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The bundles whose config is read (and parsed) from now on."""
+    found: list[Path] = []
     real = bundle_module.read_config
 
     def counting(bundle: Path) -> dict[str, object]:
-        reads.append(bundle)
+        found.append(bundle)
         return real(bundle)
 
     monkeypatch.setattr(listing, "read_config", counting)
+    return found
+
+
+def test_an_unchanged_config_is_not_read_again(tmp_path: Path, reads: list[Path]) -> None:
+    layout = HostLayout(tmp_path / "data", tmp_path / "run")
     cache: listing.ConfigCache = {}
     _write(layout, "demo-web-1", {"io.stackd.service": "web"}, 1_000_000_000)
     first = listing.annotations_of(layout, "demo-web-1", cache)
@@ -50,21 +56,12 @@ def test_an_unchanged_config_is_not_read_again(tmp_path: Path, monkeypatch: pyte
     assert listing.annotations_of(layout, "gone", cache) == {}
 
 
-def test_one_read_serves_the_annotations_and_the_drift_checks_limits(tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_read_serves_the_annotations_and_the_limits(tmp_path: Path, reads: list[Path]) -> None:
     """The listing (annotations) and drift repair (``linux.resources``) share one cache: the
     config, seccomp profile and all, is parsed once for both."""
     from stackd.drivers.containers.drift import DriftRepair
 
     layout = HostLayout(tmp_path / "data", tmp_path / "run")
-    reads: list[Path] = []
-    real = bundle_module.read_config
-
-    def counting(bundle: Path) -> dict[str, object]:
-        reads.append(bundle)
-        return real(bundle)
-
-    monkeypatch.setattr(listing, "read_config", counting)
     cache: listing.ConfigCache = {}
     _write(layout, "demo-web-1", {"io.stackd.service": "web"}, 1_000_000_000, {"pids": {"limit": 50}})
     assert listing.annotations_of(layout, "demo-web-1", cache) == {"io.stackd.service": "web"}
