@@ -117,8 +117,7 @@ async def run_pass(ctx: PassContext, project: str, tracker: Tracker, *, first: b
                    table: bool = False,
                    progress: Callable[[object], None] | None = None) -> Outcome:
     """One pass (see the module docstring); a quiet one leaves ``ctx.quiet[project]``."""
-    quiet = ctx.quiet.get(project)
-    ctx.quiet.pop(project, None)  # put back only by a pass that ends quiet
+    quiet = ctx.quiet.pop(project, None)  # put back only by a pass that ends quiet
     desired = await load_desired(ctx.store, project, ctx.desired)
     if desired is None:
         return Outcome(None, [])

@@ -19,18 +19,24 @@ def _container(name: str) -> StoredContainer:
                            created_at=datetime(2026, 1, 1, tzinfo=UTC))
 
 
-def test_container_rows_are_read_again_only_after_a_commit(tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    store, other = Store(tmp_path / "s.db"), Store(tmp_path / "s.db")
+def _count_reads(store: Store, monkeypatch: pytest.MonkeyPatch, only: str = "") -> list[str]:
+    """The queries ``store`` reads from now on (those containing ``only``)."""
     reads: list[str] = []
     real = store._read
 
     def counting(sql: str, params: Sequence[Any] = ()) -> Any:
-        if "ORDER BY project" in sql:  # the listing, not a single row
+        if only in sql:
             reads.append(sql)
         return real(sql, params)
 
     monkeypatch.setattr(store, "_read", counting)
+    return reads
+
+
+def test_container_rows_are_read_again_only_after_a_commit(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    store, other = Store(tmp_path / "s.db"), Store(tmp_path / "s.db")
+    reads = _count_reads(store, monkeypatch, only="ORDER BY project")  # the listing, not a single row
     try:
         store.put_container(_container("demo-web-1"))
         assert [c.name for c in store.containers("demo")] == ["demo-web-1"]
@@ -52,17 +58,10 @@ def test_container_rows_are_read_again_only_after_a_commit(tmp_path: Path,
 def test_resources_and_subnets_are_kept_until_a_commit(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     store, other = Store(tmp_path / "s.db"), Store(tmp_path / "s.db")
-    reads: list[str] = []
-    real = store._read
-
-    def counting(sql: str, params: Sequence[Any] = ()) -> Any:
-        reads.append(sql)
-        return real(sql, params)
-
     try:
         store.put_resource(StoredResource("network", "demo", "default", "demo_default", "h1"))
         store.put_subnet(StoredSubnet("demo_default", "10.89.0.0/24", "10.89.0.1", "10.89.0.0/24"))
-        monkeypatch.setattr(store, "_read", counting)
+        reads = _count_reads(store, monkeypatch)
         for _ in range(3):
             assert [r.name for r in store.resources("demo", "network")] == ["demo_default"]
             assert store.subnet("demo_default") is not None
